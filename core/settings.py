@@ -1,0 +1,245 @@
+"""One validated configuration, resolved once: `tollgate.yaml` < `TOLLGATE_*` env < CLI flags.
+
+Nested environment keys use a double underscore: `TOLLGATE_SIDECAR__PORT=9000`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from core.errors import ConfigError
+
+EMBEDDED_MODEL_NAME = "local/smollm2-135m"
+DEFAULT_CONFIG_FILE = "tollgate.yaml"
+
+_config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("tollgate_config", default=None)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Price(_Frozen):
+    """USD per million tokens."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class Deployment(_Frozen):
+    """One place a model is served from.
+
+    `provider: openai` is any OpenAI-compatible server (vLLM, llama.cpp, TGI, Ollama, OpenAI) and takes
+    the fast path; `provider: litellm` sends the call through litellm (Anthropic, Gemini, ...).
+    """
+
+    name: str | None = None
+    provider: Literal["openai", "litellm"] = "openai"
+    base_url: str | None = None
+    model: str | None = Field(default=None, description="Model name the upstream expects; default: the public name")
+    api_key_env: str | None = Field(default=None, description="Name of the environment variable holding the key")
+    timeout_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> Deployment:
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("an openai-compatible deployment needs base_url")
+        if self.provider == "litellm" and not self.model:
+            raise ValueError("a litellm deployment needs model (e.g. anthropic/claude-3-5-haiku-latest)")
+        return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    def api_key(self) -> str | None:
+        """Read the secret from the environment at the moment it is needed; it is never stored or logged."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ModelRoute(_Frozen):
+    """A public model name: where it is served, what to fall back to, and its price."""
+
+    deployments: list[Deployment] = Field(min_length=1)
+    fallbacks: list[str] = Field(default_factory=list)
+    price: Price | None = None
+
+
+class SidecarSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    first_byte_timeout_s: float = Field(default=120.0, gt=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0, description="Longest silence allowed inside a stream")
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float = Field(default=0.05, ge=0)
+    pool_size: int = Field(default=256, gt=0, description="Connections kept per upstream host")
+
+
+class TrafficSettings(_Frozen):
+    enabled: bool = True
+    queue_size: int = Field(default=20_000, gt=0)
+    batch_size: int = Field(default=500, gt=0)
+    flush_interval_s: float = Field(default=0.25, gt=0)
+    log_bodies: bool = True
+    max_logged_body_chars: int = Field(default=64_000, gt=0)
+    redact_pii: bool = True
+
+
+class EmbeddedSettings(_Frozen):
+    """The local llama.cpp server started when no upstream is configured."""
+
+    enabled: Literal["auto", "always", "never"] = "auto"
+    model_name: str = EMBEDDED_MODEL_NAME
+    threads: int = Field(default=2, ge=1)
+    parallel: int = Field(default=4, ge=1)
+    context: int = Field(default=8192, ge=512)
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything Tollgate reads from its configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOLLGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path(".tollgate")
+    database_url: str | None = None
+    models: dict[str, ModelRoute] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    sidecar: SidecarSettings = SidecarSettings()
+    traffic: TrafficSettings = TrafficSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, else SQLite under `data_dir`."""
+        url = self.database_url
+        if url is None:
+            return f"sqlite:///{(self.data_dir / 'tollgate.db').as_posix()}"
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def price_for(self, model: str) -> Price | None:
+        """A configured price for `model` (its route's price, else the `prices` table)."""
+        route = self.models.get(model)
+        if route is not None and route.price is not None:
+            return route.price
+        return self.prices.get(model)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: CLI overrides, then TOLLGATE_* env, then the YAML file.
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_path.get()
+        if path is None:
+            return {}
+        return read_config_file(path)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML config file into a mapping, with a one-line error on failure."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The file to read: the explicit one, else `$TOLLGATE_CONFIG`, else `./tollgate.yaml` if present."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    env_path = os.environ.get("TOLLGATE_CONFIG")
+    if env_path:
+        return find_config_file(env_path)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Resolve the configuration once. Raises `ConfigError` with a single readable line."""
+    path = find_config_file(config_file)
+    token = _config_path.set(path)
+    try:
+        clean = {key: value for key, value in overrides.items() if value is not None}
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, path)) from exc
+    finally:
+        _config_path.reset(token)
+
+
+def _describe_validation_error(exc: ValidationError, path: Path | None) -> str:
+    source = str(path) if path is not None else "configuration"
+    parts = []
+    for error in exc.errors()[:3]:
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}")
+    more = f" (and {exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return f"{source}: invalid config: " + "; ".join(parts) + more

@@ -1,0 +1,6 @@
+"""SQLModel tables, one module per domain concept. Schema changes go through Alembic (`core/migrations`)."""
+
+from core.tables.common import utc_now
+from core.tables.traffic import TrafficRecord, TrafficRecordBase, TrafficRecordPublic
+
+__all__ = ["TrafficRecord", "TrafficRecordBase", "TrafficRecordPublic", "utc_now"]

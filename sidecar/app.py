@@ -1,0 +1,146 @@
+"""The sidecar's ASGI application: lifespan, routing table and the system endpoints."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from core.settings import Settings
+from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
+from sidecar.errors import MethodNotAllowed, NotFound
+from sidecar.forwarding import Forwarder
+from sidecar.handlers import make_endpoints
+from sidecar.runtime import Runtime, build_routes, create_runtime_session, needs_embedded
+
+log = logging.getLogger("tollgate.sidecar")
+
+
+class SidecarApp:
+    """An ASGI app. Build it with `create_app(settings)`; run it with uvicorn (`tollgate serve`)."""
+
+    def __init__(self, settings: Settings, *, traffic_factory: Any = None, embedded_factory: Any = None) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self._traffic_factory = traffic_factory
+        self._embedded_factory = embedded_factory
+        self._endpoints: dict[str, Any] = {}
+        self._created = int(time.time())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        endpoint = self._endpoints.get(path)
+        if endpoint is not None:
+            if scope["method"] != "POST":
+                await send_error(send, MethodNotAllowed(f"{path} accepts POST, not {scope['method']}"))
+                return
+            await endpoint(scope, receive, send)
+            return
+        if scope["method"] != "GET":
+            await send_error(send, NotFound(f"no route for {scope['method']} {path}"))
+            return
+        if path == "/healthz":
+            await send_bytes(send, 200, b'{"status":"ok"}')
+        elif path == "/readyz":
+            await self._readyz(send)
+        elif path in ("/v1/models", "/models"):
+            await send_bytes(send, 200, self._models_body(), JSON_HEADERS)
+        else:
+            await send_error(send, NotFound(f"no route for GET {path}"))
+
+    async def _readyz(self, send: Send) -> None:
+        runtime = self.runtime
+        ready = runtime is not None and runtime.ready
+        detail: dict[str, Any] = {"status": "ready" if ready else "starting"}
+        if runtime is not None:
+            detail["models"] = sorted(runtime.routes)
+            if runtime.traffic is not None:
+                detail["traffic"] = runtime.traffic.stats.as_dict()
+        await send_bytes(send, 200 if ready else 503, orjson.dumps(detail))
+
+    def _models_body(self) -> bytes:
+        routes = self.runtime.routes if self.runtime is not None else {}
+        data = [{"id": name, "object": "model", "created": self._created, "owned_by": "tollgate"} for name in sorted(routes)]
+        return orjson.dumps({"object": "list", "data": data})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # boundary: report start-up failure to the server in one line
+                    log.error("sidecar failed to start: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Start the embedded model when needed, open the upstream pool and the traffic log."""
+        settings = self.settings
+        embedded = None
+        embedded_url = None
+        if needs_embedded(settings):
+            embedded = self._make_embedded()
+            await embedded.start()
+            embedded_url = embedded.base_url
+        session = create_runtime_session(settings)
+        try:
+            routes = build_routes(settings, session, embedded_url)
+        except Exception:
+            await session.close()
+            if embedded is not None:
+                await embedded.stop()
+            raise
+        runtime = Runtime(settings=settings, session=session, routes=routes, embedded=embedded)
+        runtime.forwarder = Forwarder(routes, settings.sidecar)
+        if settings.traffic.enabled:
+            runtime.traffic = self._make_traffic()
+            runtime.traffic.start()
+        self.runtime = runtime
+        self._endpoints = make_endpoints(runtime)
+        runtime.ready = True
+        log.info("sidecar ready with models: %s", ", ".join(sorted(routes)))
+
+    async def shutdown(self) -> None:
+        """Flush the traffic log, close the pool and stop the embedded model."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        runtime.ready = False
+        if runtime.traffic is not None:
+            await runtime.traffic.aclose()
+        await runtime.session.close()
+        if runtime.embedded is not None:
+            await runtime.embedded.stop()
+
+    def _make_traffic(self) -> Any:
+        if self._traffic_factory is not None:
+            return self._traffic_factory(self.settings)
+        from sidecar.traffic.writer import TrafficLog
+
+        return TrafficLog(self.settings)
+
+    def _make_embedded(self) -> Any:
+        if self._embedded_factory is not None:
+            return self._embedded_factory(self.settings)
+        from sidecar.embedded.supervisor import EmbeddedModel
+
+        return EmbeddedModel(self.settings.embedded, self.settings.data_dir)
+
+
+def create_app(settings: Settings, **kwargs: Any) -> SidecarApp:
+    return SidecarApp(settings, **kwargs)

@@ -1,0 +1,195 @@
+"""The OpenAI endpoints: validate, forward, relay, and hand one traffic record to the log."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from sidecar.asgi import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+    send_error,
+)
+from sidecar.errors import InternalError, SidecarError, UnsupportedMediaType, UpstreamParseFailure
+from sidecar.forwarding import Forwarder, Started
+from sidecar.relay import relay_stream
+from sidecar.traffic.record import RawTraffic
+from sidecar.validation import parse_json_object, validate_chat, validate_completion, validate_embeddings
+
+log = logging.getLogger("tollgate.sidecar")
+Validator = Callable[[dict[str, Any]], None]
+_TAG_HEADERS = {
+    b"x-tollgate-user": "user",
+    b"x-tollgate-feature": "feature",
+    b"x-tollgate-segment": "segment",
+    b"x-tollgate-prompt": "prompt",
+    b"x-tollgate-prompt-version": "prompt_version",
+    b"x-request-id": "request_id",
+}
+
+
+class Endpoint:
+    """One proxied OpenAI endpoint (`/chat/completions`, `/completions`, `/embeddings`)."""
+
+    def __init__(self, name: str, upstream_path: str, validate: Validator, runtime: Any) -> None:
+        self.name = name
+        self.upstream_path = upstream_path
+        self.validate = validate
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started_at = time.time()
+        t0 = time.perf_counter()
+        tags, content_length, content_type = _read_headers(scope)
+        request_id = tags.pop("request_id", None) or uuid.uuid4().hex
+        record = RawTraffic(request_id=request_id, started_at=started_at, endpoint=self.name, status=0, latency_ms=0.0)
+        _apply_tags(record, tags)
+        head = JSON_HEADERS + [(b"x-request-id", request_id.encode())]
+        try:
+            await self._handle(scope, receive, send, record, head, content_length, content_type, t0)
+        except SidecarError as error:
+            response_started = record.status != 0
+            record.status = error.status if not response_started else record.status
+            record.error_class = error.error_class
+            record.error_message = error.message
+            if not response_started:
+                await send_error(send, error, head[1:])
+        except ClientDisconnected:
+            record.status = 499
+            record.error_class = "cancelled"
+            record.error_message = "client disconnected before sending its whole request"
+        except Exception as exc:  # boundary: never let one request take the worker down
+            log.exception("internal error while handling %s", request_id)
+            response_started = record.status != 0
+            record.status = 500 if not response_started else record.status
+            record.error_class = "internal_error"
+            record.error_message = f"{exc.__class__.__name__}: {exc}"
+            if not response_started:
+                await send_error(send, InternalError("internal error in the sidecar; see its log"), head[1:])
+        finally:
+            record.latency_ms = (time.perf_counter() - t0) * 1000.0
+            traffic = self.runtime.traffic
+            if traffic is not None:
+                traffic.submit(record)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        record: RawTraffic,
+        head: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        content_type: bytes | None,
+        t0: float,
+    ) -> None:
+        settings = self.runtime.settings
+        if content_type is not None and b"json" not in content_type:
+            raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type.decode(errors='replace')}")
+        body = await read_body(receive, settings.sidecar.max_body_bytes, content_length)
+        record.request_body = body
+        payload = parse_json_object(body)
+        record.requested_model = payload.get("model") if isinstance(payload.get("model"), str) else None
+        if record.user is None and isinstance(payload.get("user"), str):
+            record.user = payload["user"]
+        self.validate(payload)
+        stream = bool(payload.get("stream"))
+        record.stream = stream
+        forwarder: Forwarder = self.runtime.forwarder
+        started = await forwarder.start(self.upstream_path, payload, body)
+        record.attempts = started.attempts
+        record.served_model = started.route.name
+        record.deployment = started.deployment.label
+        record.provider = started.deployment.provider
+        try:
+            if stream and started.response.status == 200:
+                await self._relay(started, payload, send, receive, record, head, t0)
+            else:
+                await self._respond(started, send, record, head)
+        finally:
+            started.deployment.outstanding -= 1
+
+    async def _respond(self, started: Started, send: Send, record: RawTraffic, head: list) -> None:
+        response = started.response
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        record.response_body = body
+        status = response.status
+        if status == 200:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamParseFailure(f"{started.deployment.label} answered 200 with a body that is not JSON") from exc
+        else:
+            # A non-retryable upstream answer (e.g. 400 for a parameter it rejects) is passed through as is.
+            record.error_class = "client_error" if 400 <= status < 500 else "upstream_error"
+            record.error_message = f"upstream answered HTTP {status}"
+        record.status = status
+        await send_bytes(send, status, body, head + [(b"x-tollgate-attempts", str(started.attempts).encode())])
+
+    async def _relay(
+        self, started: Started, payload: dict, send: Send, receive: Receive, record: RawTraffic, head: list, t0: float
+    ) -> None:
+        headers = SSE_HEADERS + head[1:] + [(b"x-tollgate-attempts", str(started.attempts).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        record.status = 200
+        wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage)
+        record.response_chunks = outcome.chunks
+        if outcome.first_event_at is not None:
+            record.ttft_ms = (outcome.first_event_at - t0) * 1000.0
+        record.error_class = outcome.error_class
+        record.error_message = outcome.error_message
+
+
+def _read_headers(scope: Scope) -> tuple[dict[str, str], int | None, bytes | None]:
+    tags: dict[str, str] = {}
+    content_length: int | None = None
+    content_type: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                content_length = None
+        elif name == b"content-type":
+            content_type = value
+        elif name.startswith(b"x-"):
+            key = _TAG_HEADERS.get(name)
+            if key is not None and value:
+                tags[key] = value.decode("utf-8", "replace")[:200]
+    return tags, content_length, content_type
+
+
+def _apply_tags(record: RawTraffic, tags: dict[str, str]) -> None:
+    record.user = tags.get("user")
+    record.feature = tags.get("feature")
+    record.segment = tags.get("segment")
+    prompt = tags.get("prompt")
+    if prompt:
+        name, _, version = prompt.partition("@")
+        record.prompt_name = name or None
+        record.prompt_version = version or tags.get("prompt_version")
+
+
+def make_endpoints(runtime: Any) -> dict[str, Endpoint]:
+    """The proxied endpoints keyed by their public path (with and without the `/v1` prefix)."""
+    endpoints = {
+        "/chat/completions": Endpoint("chat.completions", "/chat/completions", validate_chat, runtime),
+        "/completions": Endpoint("completions", "/completions", validate_completion, runtime),
+        "/embeddings": Endpoint("embeddings", "/embeddings", validate_embeddings, runtime),
+    }
+    return {**endpoints, **{"/v1" + path: endpoint for path, endpoint in endpoints.items()}}

@@ -1,0 +1,1 @@
+"""Clients for the places models are served from, and the choice between them."""

@@ -1,0 +1,96 @@
+"""Sidecar fixtures: the fake upstream and a sidecar on real loopback HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.settings import Settings
+from sidecar.fake_upstream import FakeBehaviour, FakeUpstreamThread, start_fake_upstream_thread
+from sidecar.testing import ThreadedSidecar
+from sidecar.traffic.record import RawTraffic
+
+
+class TrafficCollector:
+    """Stands in for the traffic log where a test inspects the raw records the request path produced."""
+
+    def __init__(self, _settings: Settings | None = None) -> None:
+        self.records: list[RawTraffic] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def start(self) -> None:
+        return None
+
+    @property
+    def stats(self) -> TrafficCollector:
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {"submitted": len(self.records)}
+
+    def submit(self, record: RawTraffic) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def by_id(self, request_id: str) -> RawTraffic:
+        matches = [record for record in self.records if record.request_id == request_id]
+        assert len(matches) == 1, f"expected one record for {request_id}, got {len(matches)}"
+        return matches[0]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstreamThread]:
+    with start_fake_upstream_thread(FakeBehaviour()) as handle:
+        yield handle
+
+
+@pytest.fixture
+def fake2() -> Iterator[FakeUpstreamThread]:
+    with start_fake_upstream_thread(FakeBehaviour()) as handle:
+        yield handle
+
+
+def sidecar_settings(tmp_path: Path, models: dict[str, Any], **overrides: Any) -> Settings:
+    sidecar = {"port": 0, "retry_backoff_s": 0.01, **overrides.pop("sidecar", {})}
+    return Settings(
+        data_dir=tmp_path / ".tollgate",
+        models=models,
+        embedded={"enabled": "never"},
+        sidecar=sidecar,
+        **overrides,
+    )
+
+
+SidecarFactory = Callable[..., tuple[ThreadedSidecar, TrafficCollector]]
+
+
+@pytest.fixture
+def make_sidecar(tmp_path: Path) -> Iterator[SidecarFactory]:
+    """Start sidecars with the given models; records go to a collector unless `real_traffic=True`."""
+    running: list[ThreadedSidecar] = []
+
+    def factory(models: dict[str, Any], *, real_traffic: bool = False, **overrides: Any):
+        settings = sidecar_settings(tmp_path, models, **overrides)
+        collector = TrafficCollector()
+        kwargs = {} if real_traffic else {"traffic_factory": lambda _s: collector}
+        sidecar = ThreadedSidecar(settings, **kwargs).start()
+        running.append(sidecar)
+        return sidecar, collector
+
+    yield factory
+    for sidecar in running:
+        sidecar.stop()
+
+
+@pytest.fixture
+def sidecar(make_sidecar: SidecarFactory, fake: FakeUpstreamThread) -> tuple[ThreadedSidecar, TrafficCollector]:
+    """A sidecar whose model `fake-model` is served by the fake upstream."""
+    return make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}]}})

@@ -1,6 +1,29 @@
 """SQLModel tables, one module per domain concept. Schema changes go through Alembic (`core/migrations`)."""
 
 from core.tables.common import utc_now
+from core.tables.runs import (
+    Baseline,
+    BaselinePublic,
+    CaseResult,
+    CaseResultBase,
+    PromptVersion,
+    Run,
+    RunBase,
+    RunPublic,
+)
 from core.tables.traffic import TrafficRecord, TrafficRecordBase, TrafficRecordPublic
 
-__all__ = ["TrafficRecord", "TrafficRecordBase", "TrafficRecordPublic", "utc_now"]
+__all__ = [
+    "Baseline",
+    "BaselinePublic",
+    "CaseResult",
+    "CaseResultBase",
+    "PromptVersion",
+    "Run",
+    "RunBase",
+    "RunPublic",
+    "TrafficRecord",
+    "TrafficRecordBase",
+    "TrafficRecordPublic",
+    "utc_now",
+]

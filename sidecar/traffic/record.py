@@ -1,0 +1,54 @@
+"""What the request path hands to the traffic log: raw bytes and timings, nothing parsed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+ErrorClass = Literal[
+    "upstream_error",
+    "timeout",
+    "client_error",
+    "guardrail",
+    "parse_failure",
+    "stream_error",
+    "internal_error",
+]
+
+ERROR_CLASSES: frozenset[str] = frozenset(get_args(ErrorClass))
+
+TrafficRow = dict[str, Any]
+"""A finalised row of the `traffic` table: every column present, redacted, ready to insert or spool."""
+
+
+@dataclass(slots=True)
+class RawTraffic:
+    """One request as the request path saw it.
+
+    Filling it costs attribute stores only: usage, cost, text and redaction are worked out later in
+    the writer thread. `response_body` holds a non-stream answer; `response_chunks` the raw SSE bytes
+    of a stream, exactly as relayed (chunk boundaries may fall anywhere).
+    """
+
+    request_id: str
+    started_at: float
+    endpoint: str
+    status: int
+    latency_ms: float
+    requested_model: str | None = None
+    served_model: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    user: str | None = None
+    feature: str | None = None
+    segment: str | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    stream: bool = False
+    error_class: str | None = None
+    error_message: str | None = None
+    request_body: bytes | None = None
+    response_body: bytes | None = None
+    response_chunks: list[bytes] = field(default_factory=list)
+    ttft_ms: float | None = None
+    attempts: int = 1

@@ -1,0 +1,285 @@
+"""The traffic log: the request path submits, one writer thread finalises and stores in batches.
+
+`submit` never touches the database or waits on it: it appends to a bounded in-memory queue (or, when
+the queue is full or the log is closed, finalises the record and appends it to the on-disk spool).
+The writer thread drains the queue in batches, inserts them with one executemany, and spools a batch
+the database refuses. When the database is reachable again the spool is replayed, idempotently.
+Every record ends up counted as written, spooled or failed (logged with a reason): none vanish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Self
+
+from sqlalchemy.engine import Engine
+
+from core.database import open_database
+from core.pricing import PriceBook
+from core.settings import Settings
+from sidecar.traffic.finaliser import RecordFinaliser
+from sidecar.traffic.record import RawTraffic, TrafficRow
+from sidecar.traffic.spool import DEFAULT_MAX_FILE_BYTES, Spool
+from sidecar.traffic.store import ROW_ERRORS, describe_error, insert_rows
+
+logger = logging.getLogger("tollgate.traffic")
+
+EngineFactory = Callable[[], Engine]
+
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 30.0
+_POSTGRES_CONNECT_TIMEOUT_S = 5
+
+
+@dataclass(slots=True, frozen=True)
+class TrafficStats:
+    """Counters since start. Every submitted record is eventually written, spooled or failed;
+    `replayed` counts spooled rows later moved into the database."""
+
+    submitted: int = 0
+    written: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    failed: int = 0
+    queue_depth: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name (for health and metrics endpoints)."""
+        return dataclasses.asdict(self)
+
+
+class TrafficLog:
+    """A bounded queue in front of one writer thread that stores traffic rows in batches.
+
+    `engine_factory` returns an engine the log owns (disposed on close); the default opens and
+    migrates `settings.resolved_database_url`. It is called in the writer thread, and again with
+    backoff while it fails, so a database that is down at start-up only means spooling for a while.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine_factory: EngineFactory | None = None,
+        *,
+        prices: PriceBook | None = None,
+        replay_interval_s: float = 5.0,
+        spool_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
+        self._settings = settings
+        self._engine_factory = engine_factory or _default_engine_factory(settings)
+        self._finaliser = RecordFinaliser(settings, prices or PriceBook(settings))
+        self._spool = Spool(settings.spool_dir, spool_max_file_bytes)
+        self._capacity = settings.traffic.queue_size
+        self._batch_size = settings.traffic.batch_size
+        self._flush_interval_s = settings.traffic.flush_interval_s
+        self._replay_interval_s = replay_interval_s
+        self._queue: deque[RawTraffic] = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # guards `_closed` and the counters
+        self._closed = False
+        self._counts = {"submitted": 0, "written": 0, "spooled": 0, "replayed": 0, "failed": 0}
+        self._thread: threading.Thread | None = None
+        self._engine: Engine | None = None
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
+        self._replay_at = 0.0
+
+    # -- the request path ---------------------------------------------------------------------------
+
+    def submit(self, raw: RawTraffic) -> None:
+        """Hand one request over. O(1), never blocks on the database or the writer."""
+        with self._lock:
+            self._counts["submitted"] += 1
+            accepted = not self._closed and len(self._queue) < self._capacity
+            if accepted:
+                self._queue.append(raw)
+        if not accepted:
+            self._spool_rows([self._finalise_or_none(raw)])
+            if self._closed:
+                self._spool.seal()  # nobody else will close the file after shutdown
+        elif len(self._queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the writer thread (it first replays any spool left by an earlier run)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tollgate-traffic-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop accepting, store or spool everything queued, and join the writer thread."""
+        with self._lock:
+            self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("traffic writer still busy after %.1f s; queued rows stay in memory", timeout)
+                return
+        if self._queue:
+            # Never started, or its loop died: nothing else will store what is still queued.
+            self._drain()
+            self._dispose()
+        self._spool.close()
+
+    async def aclose(self) -> None:
+        """`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> TrafficStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return TrafficStats(queue_depth=len(self._queue), **self._counts)
+
+    # -- the writer thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._replay_if_due()
+            while True:
+                self._wake.wait(self._flush_interval_s)
+                self._wake.clear()
+                stopping = self._closed
+                self._drain()
+                self._replay_if_due()
+                if stopping and not self._queue:
+                    break
+        except Exception:
+            logger.exception("traffic writer loop failed; spooling what is left")
+            self._retry_at = float("inf")  # the database path is suspect: everything else goes to disk
+            self._drain()
+        finally:
+            self._dispose()
+
+    def _drain(self) -> None:
+        while self._queue:
+            raws = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
+            rows = [row for row in map(self._finalise_or_none, raws) if row is not None]
+            if rows:
+                self._store(rows)
+
+    def _store(self, rows: list[TrafficRow]) -> None:
+        engine = self._engine_if_due()
+        if engine is None:
+            self._spool_rows(rows)
+            return
+        try:
+            with engine.begin() as connection:
+                insert_rows(connection, rows)
+        except Exception as exc:  # noqa: BLE001  (any database failure: the rows go to disk instead)
+            logger.warning("traffic batch of %d spooled: %s", len(rows), describe_error(exc))
+            self._spool_rows(rows)
+            if not isinstance(exc, ROW_ERRORS):
+                self._mark_down()
+            return
+        self._count("written", len(rows))
+        self._mark_up()
+
+    def _replay_if_due(self) -> None:
+        if time.monotonic() < self._replay_at:
+            return
+        self._replay_at = time.monotonic() + self._replay_interval_s
+        if not self._spool.pending():
+            return
+        engine = self._engine_if_due()
+        if engine is None:
+            return
+        self._spool.seal()
+        try:
+            result = self._spool.replay(engine, self._batch_size)
+        except Exception as exc:  # noqa: BLE001  (database or disk trouble: files stay for the next try)
+            logger.warning("spool replay postponed: %s", describe_error(exc))
+            self._mark_down()
+            return
+        if result.files:
+            logger.info("replayed %d spooled rows from %d files", result.replayed, result.files)
+        self._count("replayed", result.replayed)
+        self._count("failed", result.rejected)
+
+    def _engine_if_due(self) -> Engine | None:
+        """The engine, opening it if needed; None while backing off after a failure."""
+        if time.monotonic() < self._retry_at:
+            return None
+        if self._engine is None:
+            try:
+                self._engine = self._engine_factory()
+            except Exception as exc:  # noqa: BLE001  (unreachable, bad URL, migration failure...)
+                logger.warning("traffic database unavailable, spooling: %s", describe_error(exc))
+                self._mark_down()
+                return None
+            self._replay_at = 0.0  # freshly connected: replay whatever piled up
+        return self._engine
+
+    def _mark_down(self) -> None:
+        self._backoff_s = min(max(self._backoff_s * 2, _FIRST_BACKOFF_S), _MAX_BACKOFF_S)
+        self._retry_at = time.monotonic() + self._backoff_s
+
+    def _mark_up(self) -> None:
+        if self._backoff_s:
+            self._backoff_s = 0.0
+            self._replay_at = 0.0  # the database is back: replay now rather than at the next interval
+
+    def _dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- shared by both paths -----------------------------------------------------------------------
+
+    def _finalise_or_none(self, raw: RawTraffic) -> TrafficRow | None:
+        try:
+            return self._finaliser.finalise(raw)
+        except Exception:
+            logger.exception("traffic record %s could not be finalised and is dropped", raw.request_id)
+            self._count("failed", 1)
+            return None
+
+    def _spool_rows(self, rows: Sequence[TrafficRow | None]) -> None:
+        kept = [row for row in rows if row is not None]
+        if not kept:
+            return
+        try:
+            self._spool.append(kept)
+        except OSError as exc:
+            logger.error(
+                "%d traffic rows lost: cannot write the spool in %s: %s",
+                len(kept),
+                self._spool.directory,
+                exc,
+            )
+            self._count("failed", len(kept))
+            return
+        self._count("spooled", len(kept))
+
+    def _count(self, name: str, amount: int) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+
+def _default_engine_factory(settings: Settings) -> EngineFactory:
+    url = settings.resolved_database_url
+
+    def open_engine() -> Engine:
+        if url.startswith("postgresql"):
+            # Bounded, so a black-holed host delays spooling by seconds, not minutes.
+            return open_database(url, connect_args={"connect_timeout": _POSTGRES_CONNECT_TIMEOUT_S})
+        return open_database(url)
+
+    return open_engine

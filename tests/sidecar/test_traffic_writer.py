@@ -147,7 +147,9 @@ def test_database_down_spools_then_replays_exactly_once(
     assert files
     on_disk = b"".join(path.read_bytes() for path in files)
     assert on_disk.count(b"\n") == 120
-    assert b"ana@example.com" not in on_disk and b"7946" not in on_disk  # redacted before touching disk
+    # Redacted before touching disk.
+    assert b"ana@example.com" not in on_disk and b"20 7946 0958" not in on_disk
+    assert on_disk.count(b"[PHONE]") == 120 and on_disk.count(b"[EMAIL]") == 120
     backup = tmp_path / "spool-copy"
     shutil.copytree(down.spool_dir, backup)
 

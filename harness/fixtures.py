@@ -1,0 +1,128 @@
+"""The fixtures a suite uses: `case`, `result`, `score`, `prompt` and `llm`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from core.prompts import RenderedPrompt
+from harness.cases import CaseState, score_summary
+from harness.client import SidecarClient, failed_result, to_result
+from harness.errors import HarnessError
+from harness.results import LLMResult, Score
+from harness.scorers import Scorer
+from harness.session import CASE_STATE, TestSession
+
+SESSION = pytest.StashKey[TestSession]()
+
+
+def _session(request: pytest.FixtureRequest) -> TestSession:
+    try:
+        return request.config.stash[SESSION]
+    except KeyError as exc:
+        raise HarnessError("the tollgate plugin is not active in this session") from exc
+
+
+def _state(request: pytest.FixtureRequest) -> CaseState:
+    try:
+        return request.node.stash[CASE_STATE]
+    except KeyError as exc:
+        raise HarnessError(f"{request.node.nodeid} has no dataset or prompt marker") from exc
+
+
+@pytest.fixture
+def tollgate_repeat() -> int:
+    """The repeat index of this case (parametrised when `--tollgate-repeat` > 1)."""
+    return 0
+
+
+@pytest.fixture
+def result(request: pytest.FixtureRequest, tollgate_repeat: int) -> LLMResult:
+    """The model's answer for this case, rendered from the test's `prompt` marker (called ahead, concurrently)."""
+    state = _state(request)
+    if state.error is not None:
+        pytest.fail(f"{state.suite.name}/{state.case_id}: {state.error}", pytrace=False)
+    answer = _session(request).result_for(request.node)
+    state.result = answer
+    if state.error is not None:
+        pytest.fail(f"{state.suite.name}/{state.case_id}: {state.error}", pytrace=False)
+    if answer.error is not None:
+        pytest.fail(f"{state.suite.name}/{state.case_id}: model call failed: {answer.error}", pytrace=False)
+    return answer
+
+
+class ScoreRecorder:
+    """`score(*scorers)` runs scorers on this case's result and records them with the case."""
+
+    def __init__(self, state: CaseState) -> None:
+        self._state = state
+
+    def __call__(self, *scorers: Scorer, result: LLMResult | None = None) -> list[Score]:
+        target = result or self._state.result
+        if target is None:
+            raise HarnessError("score() needs the `result` fixture (or result=...) to have an answer to score")
+        scores = [scorer(target) for scorer in scorers]
+        self._state.scores.extend(scores)
+        if self._state.suite.strict:
+            failed = [score for score in scores if score.passed is False or score.error]
+            if failed:
+                pytest.fail(f"{self._state.suite.name}/{self._state.case_id}: {score_summary(failed)}", pytrace=False)
+        return scores
+
+    @property
+    def scores(self) -> list[Score]:
+        return list(self._state.scores)
+
+
+@pytest.fixture
+def score(request: pytest.FixtureRequest) -> ScoreRecorder:
+    return ScoreRecorder(_state(request))
+
+
+@pytest.fixture
+def prompt(request: pytest.FixtureRequest) -> Callable[..., RenderedPrompt]:
+    """`prompt(name, variant=None, **variables)` renders a prompt file from the registry."""
+    session = _session(request)
+
+    def render(name: str, variant: str | None = None, **variables: Any) -> RenderedPrompt:
+        return session.registry.render(name, variables, variant=variant)
+
+    return render
+
+
+class LLM:
+    """A plain client for ad-hoc calls in a test: `llm(rendered_or_request) -> LLMResult` (one call, waited for)."""
+
+    def __init__(self, session: TestSession) -> None:
+        self._session = session
+
+    def __call__(self, request: RenderedPrompt | dict[str, Any], **overrides: Any) -> LLMResult:
+        body = request.request_body() if isinstance(request, RenderedPrompt) else dict(request)
+        body.update(overrides)
+        return _call_now(self._session, body)
+
+
+def _call_now(session: TestSession, body: dict[str, Any]) -> LLMResult:
+    import asyncio
+
+    from core.pricing import PriceBook
+    from harness.client import ModelCallError
+
+    async def call() -> LLMResult:
+        client = SidecarClient(session.sidecar_url(), stream=session.options.stream)
+        try:
+            response = await client.acomplete(body)
+        except ModelCallError as exc:
+            return failed_result(str(exc), requested_model=body.get("model"))
+        finally:
+            await client.aclose()
+        return to_result(response, prices=PriceBook(session.settings), requested_model=body.get("model"))
+
+    return asyncio.run(call())
+
+
+@pytest.fixture
+def llm(request: pytest.FixtureRequest) -> LLM:
+    return LLM(_session(request))

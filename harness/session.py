@@ -1,0 +1,121 @@
+"""The test-running side of a session: the sidecar, the call pool and look-ahead submission of model calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.prompts import PromptRegistry
+from core.settings import Settings
+from harness.calls import CallPool
+from harness.cases import CaseState
+from harness.client import SidecarClient
+from harness.errors import HarnessError
+from harness.options import Options
+from harness.recording import RecordingStore, RecordMode
+from harness.results import LLMResult
+from harness.sidecar_process import shared_sidecar
+
+CASE_STATE = pytest.StashKey[CaseState]()
+LOOKAHEAD_PER_SLOT = 4  # under xdist: how far ahead of the running test calls are submitted
+
+
+class TestSession:
+    """Model calls for the tests this process runs; everything is started on first use."""
+
+    def __init__(self, config: pytest.Config, options: Options, settings: Settings, session_id: str) -> None:
+        self.config = config
+        self.options = options
+        self.settings = settings
+        self.session_id = session_id
+        self.items: list[pytest.Item] = []
+        self._index: dict[str, int] = {}
+        self._pool: CallPool | None = None
+        self._registry: PromptRegistry | None = None
+        self.url: str | None = None
+        self.in_xdist_worker = hasattr(config, "workerinput")
+
+    @property
+    def registry(self) -> PromptRegistry:
+        if self._registry is None:
+            self._registry = PromptRegistry(self._rooted(self.options.prompts))
+        return self._registry
+
+    def _rooted(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.config.rootpath / path
+
+    def set_items(self, items: list[pytest.Item]) -> None:
+        self.items = [item for item in items if CASE_STATE in item.stash]
+        self._index = {item.nodeid: index for index, item in enumerate(self.items)}
+
+    def sidecar_url(self) -> str:
+        if self.url is None:
+            url = self.options.url or os.environ.get("TOLLGATE_SIDECAR_URL")
+            if not url:
+                run_dir = self.settings.data_dir / "run"
+                run_dir = run_dir if run_dir.is_absolute() else self.config.rootpath / run_dir
+                url = shared_sidecar(run_dir, self.session_id, config_file=self.options.config_file)
+            self.url = url.rstrip("/")
+        return self.url
+
+    def pool(self) -> CallPool:
+        if self._pool is None:
+            url = self.sidecar_url()
+            from core.pricing import PriceBook
+
+            recordings = None
+            if self.options.record is not RecordMode.OFF:
+                recordings = RecordingStore(self._rooted(self.options.recordings))
+            stream = self.options.stream
+            concurrency = self.options.concurrency
+            self._pool = CallPool(
+                lambda: SidecarClient(url, stream=stream, max_connections=concurrency),
+                prices=PriceBook(self.settings),
+                concurrency=concurrency,
+                recordings=recordings,
+                mode=self.options.record,
+            )
+        return self._pool
+
+    def result_for(self, item: pytest.Item) -> LLMResult:
+        """The model's answer for `item`, submitting it (and the calls of the tests after it) first."""
+        pool = self.pool()
+        start = self._index.get(item.nodeid)
+        if start is None:
+            raise HarnessError(f"{item.nodeid} has no prompt marker, so there is no model call to wait for")
+        if self.in_xdist_worker:
+            # Workers run a share of the items chosen by the scheduler; look a bounded distance ahead.
+            window = self.items[start:start + self.options.concurrency * LOOKAHEAD_PER_SLOT]
+        else:
+            window = self.items[start:] if not pool.submitted(item.nodeid) else [item]
+        for upcoming in window:
+            self._submit(pool, upcoming)
+        return pool.result(item.nodeid)
+
+    def _submit(self, pool: CallPool, item: pytest.Item) -> None:
+        if pool.submitted(item.nodeid):
+            return
+        state = item.stash[CASE_STATE]
+        assert state.prompt is not None
+        try:
+            rendered = state.prompt.render(self.registry, state.case)
+        except HarnessError:
+            raise
+        except Exception as exc:  # a prompt problem belongs to its own test: keep it out of the others
+            state.error = str(exc)
+            return
+        state.prompt_version = rendered.version
+        state.request = state.prompt.request(rendered)
+        tags = {
+            "X-Tollgate-Feature": f"suite:{state.suite.name}",
+            "X-Tollgate-Prompt": f"{rendered.name}@{rendered.version}",
+            "X-Request-Id": f"tg-{self.session_id[:8]}-{abs(hash(item.nodeid)) % 10**12:012d}-r{state.repeat}",
+        }
+        pool.submit(item.nodeid, state.request, tags=tags, prompt=rendered.name, case=state.case_id)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

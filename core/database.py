@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,10 @@ from sqlalchemy.engine import Engine
 from core.errors import DatabaseError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Alembic runs env.py as a module import; two threads migrating at once deadlock on the import lock while
+# one of them holds a database lock the other waits for. Migrations in one process are serialised here,
+# and across processes by an advisory lock in env.py (PostgreSQL) or SQLite's own write lock.
+_MIGRATE_LOCK = threading.Lock()
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -48,7 +53,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection_engine"] = engine
     try:
-        command.upgrade(config, revision)
+        with _MIGRATE_LOCK:
+            command.upgrade(config, revision)
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"cannot migrate {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
 

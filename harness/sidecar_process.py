@@ -22,6 +22,8 @@ import orjson
 from harness.errors import HarnessError
 
 READY_PREFIX = "tollgate sidecar listening on "
+# Sidecars started by this process, kept so they are reaped (not left as zombies or "still running").
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class SidecarProcess:
@@ -48,6 +50,7 @@ class SidecarProcess:
                 env={**os.environ, **(self._env or {})}, start_new_session=True,
             )
         self.pid = process.pid
+        _STARTED[process.pid] = process
         self.url = self._read_url(process, offset)
         self._wait_ready()
         return self
@@ -91,6 +94,15 @@ class SidecarProcess:
 
 def stop_pid(pid: int, timeout_s: float = 30.0) -> None:
     """SIGTERM `pid` and wait for it to go; SIGKILL after `timeout_s`."""
+    process = _STARTED.pop(pid, None)
+    if process is not None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context
 from sqlmodel import SQLModel
 
 import core.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata
+MIGRATION_LOCK_KEY = 7_302_201_519
 
 
 def run_migrations() -> None:
@@ -20,6 +22,9 @@ def run_migrations() -> None:
             raise RuntimeError("no engine or sqlalchemy.url given to the migration environment")
         engine = create_db_engine(url)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Sidecar replicas, the harness and the dashboard may all migrate at start-up: one at a time.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -23,7 +23,8 @@ def _commands() -> dict[str, str]:
 
 def _summary(module: ModuleType) -> str:
     doc = (module.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    # argparse %-formats help strings.
+    return doc.splitlines()[0].replace("%", "%%") if doc else ""
 
 
 def build_parser(command: str | None, commands: dict[str, str]) -> argparse.ArgumentParser:
@@ -33,7 +34,8 @@ def build_parser(command: str | None, commands: dict[str, str]) -> argparse.Argu
     names = [command] if command in commands else sorted(commands)
     for name in names:
         module = importlib.import_module(commands[name])
-        child = sub.add_parser(name, help=_summary(module), description=_summary(module))
+        summary = _summary(module)
+        child = sub.add_parser(name, help=summary, description=summary)
         module.add_arguments(child)
         child.set_defaults(_module=module)
     return parser

@@ -121,7 +121,7 @@ class TollgatePlugin:
             if name == CASE_PROPERTY:
                 # Taken out so JUnit XML keeps only the compact tollgate.* properties.
                 del report.user_properties[index]
-                self.recorder.add(dict(value))
+                self.recorder.add(dict(value))  # type: ignore[call-overload]  # a row dict, typed object by pytest
                 break
 
     @pytest.hookimpl(tryfirst=True)

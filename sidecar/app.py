@@ -78,7 +78,7 @@ class SidecarApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
-                except Exception as exc:  # boundary: report start-up failure to the server in one line
+                except Exception as exc:  # noqa: BLE001 - boundary: report start-up failure to the server in one line
                     log.error("sidecar failed to start: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return

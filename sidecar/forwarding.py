@@ -109,7 +109,7 @@ class Forwarder:
         if retry_after_s is not None:
             return min(retry_after_s, MAX_RETRY_AFTER_S)
         base = self._settings.retry_backoff_s * (2 ** min(failures, 5))
-        return min(MAX_BACKOFF_S, base * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+        return min(MAX_BACKOFF_S, base * (0.5 + random.random()))
 
 
 def _for_deployment(deployment: LiveDeployment, payload: dict, body: bytes) -> tuple[bytes, dict]:

@@ -22,7 +22,7 @@ DONE = b"data: [DONE]"
 class StreamOutcome:
     """What happened to one relayed stream."""
 
-    __slots__ = ("chunks", "first_event_at", "error_class", "error_message", "client_gone")
+    __slots__ = ("chunks", "client_gone", "error_class", "error_message", "first_event_at")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []

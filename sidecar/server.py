@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -49,7 +50,7 @@ def _announce_when_started(server: uvicorn.Server) -> None:
     """Print `tollgate sidecar listening on URL` on stdout once bound (port 0 resolves to the real port)."""
     original = server.startup
 
-    async def startup(sockets=None):  # type: ignore[no-untyped-def]
+    async def startup(sockets: Any = None) -> None:
         await original(sockets=sockets)
         if server.started:
             for srv in server.servers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -23,7 +23,7 @@ class ThreadedSidecar:
         self._thread = threading.Thread(target=self._server.run, name="tollgate-sidecar", daemon=True)
         self.url = ""
 
-    def start(self, timeout_s: float = 60.0) -> ThreadedSidecar:
+    def start(self, timeout_s: float = 60.0) -> Self:
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -40,7 +40,7 @@ class ThreadedSidecar:
         self._server.should_exit = True
         self._thread.join(timeout=30)
 
-    def __enter__(self) -> ThreadedSidecar:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -15,7 +15,7 @@ class TrafficRecordBase(SQLModel):
 
     request_id: str = Field(index=True, max_length=64)
     created_at: datetime = Field(
-        default_factory=utc_now, sa_type=sa.DateTime(timezone=True), index=True  # type: ignore[call-overload]
+        default_factory=utc_now, sa_type=sa.DateTime(timezone=True), index=True
     )
     endpoint: str = Field(max_length=32)
     requested_model: str | None = Field(default=None, max_length=200)

@@ -39,7 +39,7 @@ async def _load_litellm() -> Any:
 class LitellmResponse:
     """A litellm result presented as an upstream HTTP response."""
 
-    __slots__ = ("status", "retry_after_s", "_body", "_stream")
+    __slots__ = ("_body", "_stream", "retry_after_s", "status")
 
     def __init__(self, status: int, body: bytes = b"", stream: Any = None, retry_after_s: float | None = None):
         self.status = status
@@ -57,7 +57,7 @@ class LitellmResponse:
         try:
             async for chunk in self._stream:
                 yield b"data: " + _dump(chunk) + b"\n\n"
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError("provider stream went silent") from exc
         except Exception as exc:  # boundary: any provider failure after the first byte ends the stream
             raise UpstreamStreamError(f"provider stream broke off: {exc.__class__.__name__}: {exc}") from exc
@@ -87,7 +87,7 @@ class LitellmClient:
         call = getattr(litellm, _PATH_TO_CALL.get(path, "acompletion"))
         try:
             result = await call(**request)
-        except Exception as exc:  # boundary: map litellm's exception family once, by status code
+        except Exception as exc:  # noqa: BLE001 - boundary: map litellm's exception family once, by status code
             return _map_exception(litellm, exc)
         if request.get("stream"):
             return LitellmResponse(200, stream=result)

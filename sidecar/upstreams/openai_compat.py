@@ -6,7 +6,6 @@ so the proxy uses it for upstream calls.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -37,7 +36,7 @@ def create_session(pool_size: int) -> aiohttp.ClientSession:
 class AiohttpResponse:
     """An aiohttp response adapted to `UpstreamResponse`."""
 
-    __slots__ = ("_response", "_idle_s", "status", "retry_after_s")
+    __slots__ = ("_idle_s", "_response", "retry_after_s", "status")
 
     def __init__(self, response: aiohttp.ClientResponse, idle_s: float) -> None:
         self._response = response
@@ -48,7 +47,7 @@ class AiohttpResponse:
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError("upstream went silent while sending its body") from exc
         except (aiohttp.ClientPayloadError, *_CONNECT_ERRORS) as exc:
             raise UpstreamStreamError(f"upstream body broke off: {exc.__class__.__name__}") from exc
@@ -61,7 +60,7 @@ class AiohttpResponse:
                 if not chunk:
                     return
                 yield chunk
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(f"upstream stream was silent for more than {self._idle_s:g} s") from exc
         except (aiohttp.ClientPayloadError, *_CONNECT_ERRORS) as exc:
             raise UpstreamStreamError(f"upstream stream broke off: {exc.__class__.__name__}") from exc
@@ -87,7 +86,7 @@ class OpenAICompatClient:
             response = await self._session.post(
                 self._base_url + path, data=body, headers=self._headers, timeout=timeout
             )
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(f"no answer from {self._base_url} within {read_s:g} s") from exc
         except _CONNECT_ERRORS as exc:
             raise UpstreamConnectError(f"cannot reach {self._base_url}: {exc.__class__.__name__}") from exc

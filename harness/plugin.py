@@ -106,11 +106,13 @@ class TollgatePlugin:
             if report.failed and state.error is None and state.result is not None and state.result.error is None:
                 state.error = _one_line(report.longreprtext)
             row = state.row()
+            # The full row rides on this report to the recording process; the compact properties go on the
+            # item, so the teardown report (the one JUnit XML reads) carries them.
             report.user_properties.append((CASE_PROPERTY, row))
-            report.user_properties.append(("tollgate.suite", state.suite.name))
-            report.user_properties.append(("tollgate.passed", str(row["passed"])))
+            item.user_properties.append(("tollgate.suite", state.suite.name))
+            item.user_properties.append(("tollgate.passed", str(row["passed"])))
             if state.scores:
-                report.user_properties.append(("tollgate.scores", score_summary(state.scores)))
+                item.user_properties.append(("tollgate.scores", score_summary(state.scores)))
         return report
 
     @pytest.hookimpl(tryfirst=True)

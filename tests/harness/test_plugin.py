@@ -175,3 +175,20 @@ def test_plugin_is_inert_without_markers(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / ".tollgate").exists()
+
+
+def test_junit_xml_carries_compact_properties(pytester, fake):
+    import xml.etree.ElementTree as ET
+
+    make_project(pytester, n_cases=4)
+    result = run(pytester, fake, "--junitxml=junit.xml")
+    assert result.ret == 0
+    tree = ET.parse(pytester.path / "junit.xml")
+    case_props = [
+        {p.get("name"): p.get("value") for p in case.iter("property")} for case in tree.iter("testcase")
+    ]
+    assert len(case_props) == 4
+    assert all(props["tollgate.suite"] == "classify" and props["tollgate.passed"] == "True" for props in case_props)
+    assert all("tollgate_case" not in props for props in case_props)  # the full row stays out of the XML
+    suite_props = {p.get("name"): p.get("value") for p in tree.getroot().iter("property")}
+    assert suite_props["tollgate.classify.score"] == "1.0"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from core.pricing import PriceBook
@@ -23,15 +23,22 @@ class ModelCallError(HarnessError):
 
 
 class SidecarClient:
-    """Async client for chat completions through the sidecar at `base_url` (ending in `/v1`)."""
+    """Async client for chat completions through the sidecar at `base_url` (ending in `/v1`).
+
+    Built on aiohttp: measured against httpx on the fake upstream (2,000 streamed calls, 16 at a time), aiohttp
+    took 1.8 s and httpx 5.4-10.4 s, and the harness's wall time is mostly this client's CPU.
+    Create it inside the event loop that will use it.
+    """
 
     def __init__(self, base_url: str, *, stream: bool = True, timeout_s: float = 300.0,
                  headers: dict[str, str] | None = None, max_connections: int = 64) -> None:
         self.base_url = base_url.rstrip("/")
         self.stream = stream
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits,
+        self._url = f"{self.base_url}/chat/completions"
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections),
+            # Like httpx's read timeout: the longest wait for the next bytes, not for the whole answer.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=timeout_s),
             headers={"Content-Type": "application/json", **(headers or {})},
         )
 
@@ -43,63 +50,74 @@ class SidecarClient:
             body["stream_options"] = {"include_usage": True}
         started = time.perf_counter()
         try:
-            if self.stream:
-                return await self._stream(body, tags or {}, started)
-            response = await self._client.post("/chat/completions", content=orjson.dumps(body), headers=tags)
-        except httpx.TimeoutException as exc:
+            async with self._session.post(self._url, data=orjson.dumps(body), headers=tags) as response:
+                if response.status != 200 or not self.stream:
+                    data = _json_or_error(response.status, await response.read())
+                else:
+                    return await _read_stream(response, started)
+        except TimeoutError as exc:
             raise ModelCallError(f"sidecar at {self.base_url} timed out ({exc.__class__.__name__})") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise ModelCallError(f"sidecar at {self.base_url} is unreachable ({exc.__class__.__name__})") from exc
+        except aiohttp.ClientError as exc:
+            raise ModelCallError(f"call to the sidecar at {self.base_url} failed ({exc.__class__.__name__})") from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
-        data = _json_or_error(response)
-        message = (data.get("choices") or [{}])[0].get("message") or {}
+        choice = (data.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
         return _record(message.get("content") or "", data.get("model"), data.get("usage"), latency_ms, None,
-                       (data.get("choices") or [{}])[0].get("finish_reason"))
-
-    async def _stream(self, body: dict[str, Any], tags: dict[str, str], started: float) -> dict[str, Any]:
-        parts: list[str] = []
-        usage = model = finish = None
-        ttft_ms = None
-        async with self._client.stream("POST", "/chat/completions", content=orjson.dumps(body), headers=tags) as response:
-            if response.status_code != 200:
-                await response.aread()
-                _json_or_error(response)
-            async for line in response.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                payload = line[6:]
-                if payload == "[DONE]":
-                    break
-                chunk = orjson.loads(payload)
-                if "error" in chunk:
-                    raise ModelCallError(f"stream ended with an error: {chunk['error'].get('message')}")
-                model = chunk.get("model") or model
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        if ttft_ms is None:
-                            ttft_ms = (time.perf_counter() - started) * 1000.0
-                        parts.append(content)
-                    finish = choice.get("finish_reason") or finish
-            else:
-                raise ModelCallError("stream ended without [DONE]")
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        return _record("".join(parts), model, usage, latency_ms, ttft_ms, finish)
+                       choice.get("finish_reason"))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
 
-def _json_or_error(response: httpx.Response) -> dict[str, Any]:
+async def _read_stream(response: aiohttp.ClientResponse, started: float) -> dict[str, Any]:
+    """Parse a chat-completions SSE body as it arrives; reads it to the end so the connection is reused."""
+    parts: list[str] = []
+    usage = model = finish = None
+    ttft_ms = None
+    done = False
+    tail = b""
+    # Lines are split here rather than with `response.content`'s readline, which fails on lines over 128 KiB.
+    async for data in response.content.iter_any():
+        *lines, tail = (tail + data).split(b"\n")
+        for line in lines:
+            if done or not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                done = True
+                continue
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise ModelCallError(f"stream sent an event that is not JSON: {payload[:80]!r}") from exc
+            if "error" in chunk:
+                raise ModelCallError(f"stream ended with an error: {chunk['error'].get('message')}")
+            model = chunk.get("model") or model
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or ():
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    if ttft_ms is None:
+                        ttft_ms = (time.perf_counter() - started) * 1000.0
+                    parts.append(content)
+                finish = choice.get("finish_reason") or finish
+    if not done:
+        raise ModelCallError("stream ended without [DONE]")
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    return _record("".join(parts), model, usage, latency_ms, ttft_ms, finish)
+
+
+def _json_or_error(status: int, content: bytes) -> dict[str, Any]:
     try:
-        data = orjson.loads(response.content)
+        data = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
-        raise ModelCallError(f"sidecar answered HTTP {response.status_code} with a body that is not JSON") from exc
-    if response.status_code != 200 or not isinstance(data, dict):
+        raise ModelCallError(f"sidecar answered HTTP {status} with a body that is not JSON") from exc
+    if status != 200 or not isinstance(data, dict):
         error = data.get("error") if isinstance(data, dict) else None
         message = error.get("message") if isinstance(error, dict) else str(data)[:200]
-        raise ModelCallError(f"sidecar answered HTTP {response.status_code}: {message}")
+        raise ModelCallError(f"sidecar answered HTTP {status}: {message}")
     return data
 
 

@@ -47,4 +47,4 @@ clean:
 lock: $(STAMP)
 	(echo "# Pinned versions for a reproducible install (pip install -c constraints.txt -e '.[dev]')."; \
 	 echo "# Regenerate: make lock"; \
-	 $(BIN)/python -m pip freeze --exclude-editable | grep -v '^tollgate==') > constraints.txt
+	 $(BIN)/python -m pip list --format=freeze --exclude-editable | grep -v '^tollgate==') > constraints.txt

@@ -100,10 +100,9 @@ def _price_from_entry(entry: dict[str, Any]) -> Price | None:
 def _litellm_model_cost() -> dict[str, Any] | None:
     """litellm's price map, imported once (a failed import is remembered, not retried per model)."""
     try:
-        from core.offline import apply_offline_env
+        from core.litellm_loader import load_litellm
 
-        apply_offline_env()  # the bundled price map, never a download
-        import litellm
+        litellm = load_litellm()
     except Exception as exc:  # noqa: BLE001  (an optional source: any import failure means "unknown")
         logger.warning("litellm price map unavailable: %s", exc)
         return None

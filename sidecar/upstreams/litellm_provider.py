@@ -8,12 +8,12 @@ traffic log) sees one format.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from core.litellm_loader import load_litellm
 from sidecar.errors import render_error
 from sidecar.upstreams.base import (
     Timeouts,
@@ -33,7 +33,7 @@ _import_lock = asyncio.Lock()
 async def _load_litellm() -> Any:
     async with _import_lock:
         # The first import takes seconds: keep it off the event loop.
-        return await asyncio.to_thread(importlib.import_module, "litellm")
+        return await asyncio.to_thread(load_litellm)
 
 
 class LitellmResponse:

@@ -22,7 +22,7 @@ from harness.results import LLMResult
 
 
 class CallPool:
-    """Bounded concurrent model calls keyed by test id; each key is called at most once."""
+    """Bounded concurrent model calls keyed by test id; a key is called once until its result is taken."""
 
     def __init__(self, client_factory: Callable[[], SidecarClient], *, prices: PriceBook, concurrency: int = 16,
                  recordings: RecordingStore | None = None, mode: RecordMode = RecordMode.OFF) -> None:
@@ -53,11 +53,15 @@ class CallPool:
             self._futures[key] = future
         return future
 
-    def result(self, key: str, timeout_s: float | None = None) -> LLMResult:
+    def take(self, key: str, timeout_s: float | None = None) -> LLMResult:
+        """Wait for the call of `key` and hand its result over; the pool keeps no reference to it, so memory
+        does not grow with the suite (a later `submit` of the same key makes a new call)."""
         future = self._futures.get(key)
         if future is None:
             raise HarnessError(f"no model call was submitted for {key}")
-        return future.result(timeout=timeout_s)
+        result = future.result(timeout=timeout_s)
+        del self._futures[key]
+        return result
 
     def submitted(self, key: str) -> bool:
         return key in self._futures

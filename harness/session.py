@@ -11,7 +11,7 @@ from core.prompts import PromptRegistry
 from core.settings import Settings
 from harness.calls import CallPool
 from harness.cases import CaseState
-from harness.client import SidecarClient
+from harness.client import SidecarClient, failed_result
 from harness.errors import HarnessError
 from harness.options import Options
 from harness.recording import RecordingStore, RecordMode
@@ -19,7 +19,7 @@ from harness.results import LLMResult
 from harness.sidecar_process import shared_sidecar
 
 CASE_STATE = pytest.StashKey[CaseState]()
-LOOKAHEAD_PER_SLOT = 4  # under xdist: how far ahead of the running test calls are submitted
+LOOKAHEAD_PER_SLOT = 4  # calls submitted ahead of the running test, per slot of concurrency
 
 
 class TestSession:
@@ -32,10 +32,10 @@ class TestSession:
         self.session_id = session_id
         self.items: list[pytest.Item] = []
         self._index: dict[str, int] = {}
+        self._cursor = 0  # index of the first item whose call has not been submitted by the look-ahead
         self._pool: CallPool | None = None
         self._registry: PromptRegistry | None = None
         self.url: str | None = None
-        self.in_xdist_worker = hasattr(config, "workerinput")
 
     @property
     def registry(self) -> PromptRegistry:
@@ -85,14 +85,30 @@ class TestSession:
         start = self._index.get(item.nodeid)
         if start is None:
             raise HarnessError(f"{item.nodeid} has no prompt marker, so there is no model call to wait for")
-        if self.in_xdist_worker:
-            # Workers run a share of the items chosen by the scheduler; look a bounded distance ahead.
-            window = self.items[start:start + self.options.concurrency * LOOKAHEAD_PER_SLOT]
-        else:
-            window = self.items[start:] if not pool.submitted(item.nodeid) else [item]
-        for upcoming in window:
+        self._submit_ahead(pool, start)
+        if not pool.submitted(item.nodeid):  # run out of collection order, or run again (a rerun plugin)
+            self._submit(pool, item)
+        state = item.stash[CASE_STATE]
+        if state.error is not None and not pool.submitted(item.nodeid):
+            return failed_result(state.error, requested_model=None)
+        return pool.take(item.nodeid)
+
+    def _submit_ahead(self, pool: CallPool, start: int) -> None:
+        """Keep the calls of the next `window` tests submitted, refilling when half the window is used up.
+
+        Bounded so that memory and the first test's wait do not grow with the suite (rendering 10,000 prompts
+        and holding their pending calls up front cost 3 s and 60 MiB); a cursor makes it O(1) per test.
+        """
+        window = self.options.concurrency * LOOKAHEAD_PER_SLOT
+        # Items jumped over (another worker's share, deselected) are never called; after a jump back (a rerun)
+        # more than half a window lies ahead, so only the item itself is submitted, by `result_for`.
+        self._cursor = max(self._cursor, start)
+        if self._cursor - start > window // 2:
+            return
+        end = min(len(self.items), start + window)
+        for upcoming in self.items[self._cursor:end]:
             self._submit(pool, upcoming)
-        return pool.result(item.nodeid)
+        self._cursor = end
 
     def _submit(self, pool: CallPool, item: pytest.Item) -> None:
         if pool.submitted(item.nodeid):

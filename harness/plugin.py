@@ -105,7 +105,7 @@ class TollgatePlugin:
         if state is not None and final:
             if report.failed and state.error is None and state.result is not None and state.result.error is None:
                 state.error = _one_line(report.longreprtext)
-            row = state.row()
+            row = state.finish()
             # The full row rides on this report to the recording process; the compact properties go on the
             # item, so the teardown report (the one JUnit XML reads) carries them.
             report.user_properties.append((CASE_PROPERTY, row))

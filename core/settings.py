@@ -101,6 +101,10 @@ class TrafficSettings(_Frozen):
     log_bodies: bool = True
     max_logged_body_chars: int = Field(default=64_000, gt=0)
     redact_pii: bool = True
+    writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where rows are finalised and stored: a child process (off the sidecar's GIL) or a thread",
+    )
 
 
 class EmbeddedSettings(_Frozen):

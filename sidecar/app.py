@@ -130,9 +130,9 @@ class SidecarApp:
     def _make_traffic(self) -> Any:
         if self._traffic_factory is not None:
             return self._traffic_factory(self.settings)
-        from sidecar.traffic.writer import TrafficLog
+        from sidecar.traffic import create_traffic_log
 
-        return TrafficLog(self.settings)
+        return create_traffic_log(self.settings)
 
     def _make_embedded(self) -> Any:
         if self._embedded_factory is not None:

@@ -67,7 +67,7 @@ class RecordFinaliser:
         model = raw.served_model or raw.requested_model
         request_body, response_body, error_message, redactions = self._texts(raw, response_text)
         row: TrafficRow = {
-            "id": uuid.uuid4().hex,
+            "id": raw.row_id or uuid.uuid4().hex,
             "request_id": raw.request_id,
             "created_at": datetime.fromtimestamp(raw.started_at, UTC),
             "endpoint": raw.endpoint,

@@ -27,7 +27,10 @@ class RawTraffic:
 
     Filling it costs attribute stores only: usage, cost, text and redaction are worked out later in
     the writer thread. `response_body` holds a non-stream answer; `response_chunks` the raw SSE bytes
-    of a stream, exactly as relayed (chunk boundaries may fall anywhere).
+    of a stream, exactly as relayed (chunk boundaries may fall anywhere). `row_id` is the id of the row
+    to store; when it is None the finaliser draws a random one. The writer process's sender assigns it
+    before a batch leaves the sidecar, so a batch stored twice (sent, then re-spooled because its
+    acknowledgement never came) is still one row per request.
     """
 
     request_id: str
@@ -52,3 +55,4 @@ class RawTraffic:
     response_chunks: list[bytes] = field(default_factory=list)
     ttft_ms: float | None = None
     attempts: int = 1
+    row_id: str | None = None

@@ -5,18 +5,19 @@ the queue is full or the log is closed, finalises the record and appends it to t
 The writer thread drains the queue in batches, inserts them with one executemany, and spools a batch
 the database refuses. When the database is reachable again the spool is replayed, idempotently.
 Every record ends up counted as written, spooled or failed (logged with a reason): none vanish.
+
+The same class is the engine of the writer process (`sidecar.traffic.child`), which runs its own loop
+and calls `write`, `replay_if_due` and `close` instead of `start`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Self
 
 from sqlalchemy.engine import Engine
@@ -27,6 +28,7 @@ from core.settings import Settings
 from sidecar.traffic.finaliser import RecordFinaliser
 from sidecar.traffic.record import RawTraffic, TrafficRow
 from sidecar.traffic.spool import DEFAULT_MAX_FILE_BYTES, Spool
+from sidecar.traffic.stats import TrafficStats
 from sidecar.traffic.store import ROW_ERRORS, describe_error, insert_rows
 
 logger = logging.getLogger("tollgate.traffic")
@@ -36,23 +38,6 @@ EngineFactory = Callable[[], Engine]
 _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 30.0
 _POSTGRES_CONNECT_TIMEOUT_S = 5
-
-
-@dataclass(slots=True, frozen=True)
-class TrafficStats:
-    """Counters since start. Every submitted record is eventually written, spooled or failed;
-    `replayed` counts spooled rows later moved into the database."""
-
-    submitted: int = 0
-    written: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    failed: int = 0
-    queue_depth: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters by name (for health and metrics endpoints)."""
-        return dataclasses.asdict(self)
 
 
 class TrafficLog:
@@ -74,7 +59,8 @@ class TrafficLog:
     ) -> None:
         self._settings = settings
         self._engine_factory = engine_factory or _default_engine_factory(settings)
-        self._finaliser = RecordFinaliser(settings, prices or PriceBook(settings))
+        self._prices = prices or PriceBook(settings)
+        self._finaliser = RecordFinaliser(settings, self._prices)
         self._spool = Spool(settings.spool_dir, spool_max_file_bytes)
         self._capacity = settings.traffic.queue_size
         self._batch_size = settings.traffic.batch_size
@@ -107,6 +93,39 @@ class TrafficLog:
         elif len(self._queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
+    # -- driven by a caller's own loop (the writer process) ------------------------------------------
+
+    def write(self, raws: Sequence[RawTraffic]) -> None:
+        """Finalise and store `raws` now, in the calling thread: inserted, else spooled, else failed."""
+        self._count("submitted", len(raws))
+        for start in range(0, len(raws), self._batch_size):
+            chunk = raws[start : start + self._batch_size]
+            rows = [row for row in map(self._finalise_or_none, chunk) if row is not None]
+            if rows:
+                self._store(rows)
+
+    def spool(self, raws: Sequence[RawTraffic]) -> None:
+        """Finalise `raws` and append them to the spool without touching the database."""
+        self._count("submitted", len(raws))
+        self._spool_rows([self._finalise_or_none(raw) for raw in raws])
+
+    def seal_spool(self) -> None:
+        """Close the spool file being appended to, so a replay (in any process) can take its rows."""
+        self._spool.seal()
+
+    def warm_up(self) -> None:
+        """Open (and migrate) the database and price the configured models now, not at the first batch.
+
+        Call it before `start` or from the thread that drives `write`; a failure only starts the backoff.
+        """
+        self._engine_if_due()
+        for model in self._settings.models:
+            self._prices.price(model)
+
+    def replay_if_due(self) -> None:
+        """Replay sealed spool files into the database when the replay interval has passed."""
+        self._replay_if_due()
+
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> Self:
@@ -129,7 +148,7 @@ class TrafficLog:
         if self._queue:
             # Never started, or its loop died: nothing else will store what is still queued.
             self._drain()
-            self._dispose()
+        self._dispose()  # the writer thread disposes its own; this covers `write` callers and no thread
         self._spool.close()
 
     async def aclose(self) -> None:

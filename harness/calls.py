@@ -82,7 +82,7 @@ class CallPool:
                 )
             except HarnessError as exc:  # ModelCallError, RecordingMissError: data on the case, not a crash
                 return failed_result(str(exc), requested_model=model, request_hash=digest)
-            except Exception as exc:  # boundary: an unexpected failure of one call must not stop the suite
+            except Exception as exc:  # noqa: BLE001 - boundary: one call's failure must not stop the suite
                 message = f"{exc.__class__.__name__}: {exc}"
                 return failed_result(message, requested_model=model, request_hash=digest)
             return to_result(fetched.response, prices=self._prices, requested_model=model,

@@ -1,35 +1,41 @@
-"""The fixtures a suite uses: `case`, `result`, `score`, `prompt` and `llm`."""
+"""The fixtures a suite uses: `case`, `result`, `score`, `prompt` and `llm`.
+
+This module is registered in every pytest run, so it imports only pytest; the harness loads on first use.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from core.prompts import RenderedPrompt
-from harness.cases import CaseState, score_summary
-from harness.client import SidecarClient, failed_result, to_result
-from harness.errors import HarnessError
-from harness.results import LLMResult, Score
-from harness.scorers import Scorer
-from harness.session import CASE_STATE, TestSession
+from harness.keys import CASE_STATE, PLUGIN
 
-SESSION = pytest.StashKey[TestSession]()
+if TYPE_CHECKING:
+    from core.prompts import RenderedPrompt
+    from harness.cases import CaseState
+    from harness.results import LLMResult, Score
+    from harness.scorers import Scorer
+    from harness.session import TestSession
 
 
 def _session(request: pytest.FixtureRequest) -> TestSession:
-    try:
-        return request.config.stash[SESSION]
-    except KeyError as exc:
-        raise HarnessError("the tollgate plugin is not active in this session") from exc
+    plugin = request.config.stash.get(PLUGIN, None)
+    if plugin is None:
+        from harness.errors import HarnessError
+
+        raise HarnessError("the tollgate plugin is not active in this session")
+    return plugin.tests
 
 
 def _state(request: pytest.FixtureRequest) -> CaseState:
-    try:
-        return request.node.stash[CASE_STATE]
-    except KeyError as exc:
-        raise HarnessError(f"{request.node.nodeid} has no dataset or prompt marker") from exc
+    state = request.node.stash.get(CASE_STATE, None)
+    if state is None:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"{request.node.nodeid} has no dataset or prompt marker")
+    return state
 
 
 @pytest.fixture
@@ -60,6 +66,9 @@ class ScoreRecorder:
         self._state = state
 
     def __call__(self, *scorers: Scorer, result: LLMResult | None = None) -> list[Score]:
+        from harness.cases import score_summary
+        from harness.errors import HarnessError
+
         target = result or self._state.result
         if target is None:
             raise HarnessError("score() needs the `result` fixture (or result=...) to have an answer to score")
@@ -99,7 +108,7 @@ class LLM:
         self._session = session
 
     def __call__(self, request: RenderedPrompt | dict[str, Any], **overrides: Any) -> LLMResult:
-        body = request.request_body() if isinstance(request, RenderedPrompt) else dict(request)
+        body = dict(request) if isinstance(request, dict) else request.request_body()
         body.update(overrides)
         return _call_now(self._session, body)
 
@@ -108,7 +117,7 @@ def _call_now(session: TestSession, body: dict[str, Any]) -> LLMResult:
     import asyncio
 
     from core.pricing import PriceBook
-    from harness.client import ModelCallError
+    from harness.client import ModelCallError, SidecarClient, failed_result, to_result
 
     async def call() -> LLMResult:
         client = SidecarClient(session.sidecar_url(), stream=session.options.stream)

@@ -14,20 +14,21 @@ The plugin is inert for tests that use none of this: it starts no sidecar and op
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from core.errors import TollgateError
 from core.offline import apply_offline_env
-from core.settings import load_settings
 from harness import fixtures
-from harness.cases import CaseState, score_summary
+from harness.keys import CASE_STATE, MARKERS, PLUGIN
 from harness.options import add_options, read_options
-from harness.recorder import Recorder
-from harness.session import CASE_STATE, TestSession
-from harness.sidecar_process import stop_shared_sidecar
-from harness.suite import MARKERS, dataset_cases, prompt_spec, suite_spec
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from harness.recorder import Recorder
+    from harness.session import TestSession
 
 CASE_PROPERTY = "tollgate_case"
 
@@ -41,33 +42,65 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     apply_offline_env()
     config.pluginmanager.register(fixtures, "tollgate-fixtures")
-    config.pluginmanager.register(TollgatePlugin(config), "tollgate-session")
+    plugin = TollgatePlugin(config)
+    config.stash[PLUGIN] = plugin
+    config.pluginmanager.register(plugin, "tollgate-session")
 
 
 class TollgatePlugin:
-    """Per-session hooks. Lazy: nothing is started until a test asks for a model answer."""
+    """Per-session hooks. Lazy: settings, the harness modules, the sidecar and the database are loaded only
+    when a collected test uses a Tollgate marker, so a run without any costs next to nothing."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.options = read_options(config)
-        try:
-            self.settings = load_settings(self.options.config_file)
-        except TollgateError as exc:
-            raise pytest.UsageError(f"tollgate: {exc}") from exc
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         self.session_id = (workerinput or {}).get("tollgate_session") or uuid.uuid4().hex
-        self.tests = TestSession(config, self.options, self.settings, self.session_id)
-        config.stash[fixtures.SESSION] = self.tests
-        self._datasets: dict[Any, tuple[str, str]] = {}
         # Reports are recorded where they arrive: this process without xdist, the controller with it.
-        self.recorder = None if workerinput is not None else Recorder(self.options, self.settings, config.rootpath)
+        self._records_reports = workerinput is None
+        self._recorder: Recorder | None = None
+        self._tests_started = False
+        self._datasets: dict[Any, tuple[str, str]] = {}
+
+    @cached_property
+    def settings(self) -> Settings:
+        from core.settings import load_settings
+
+        try:
+            return load_settings(self.options.config_file)
+        except TollgateError as exc:
+            raise pytest.UsageError(f"tollgate: {exc}") from exc
+
+    @cached_property
+    def tests(self) -> TestSession:
+        from harness.session import TestSession
+
+        self._tests_started = True
+        return TestSession(self.config, self.options, self.settings, self.session_id)
+
+    @property
+    def recorder(self) -> Recorder | None:
+        """The recorder, created with the first case row (never in an xdist worker)."""
+        return self._recorder
+
+    def _ensure_recorder(self) -> Recorder:
+        if self._recorder is None:
+            from harness.recorder import Recorder
+
+            self._recorder = Recorder(self.options, self.settings, self.config.rootpath)
+        return self._recorder
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["tollgate_session"] = self.session_id
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        marker = metafunc.definition.get_closest_marker("dataset")
+        definition = metafunc.definition
+        if not any(definition.get_closest_marker(name) for name in ("dataset", "prompt", "tollgate_suite")):
+            return
+        from harness.suite import dataset_cases, suite_spec
+
+        marker = definition.get_closest_marker("dataset")
         if marker is not None and "case" in metafunc.fixturenames:
             try:
                 dataset, cases = dataset_cases(marker, metafunc.config.rootpath)
@@ -80,7 +113,13 @@ class TollgatePlugin:
             metafunc.parametrize("tollgate_repeat", range(repeat), ids=[f"r{i}" for i in range(repeat)])
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
+        candidates = [item for item in items if item.get_closest_marker("dataset") or item.get_closest_marker("prompt")]
+        if not candidates:
+            return
+        from harness.cases import CaseState
+        from harness.suite import prompt_spec, suite_spec
+
+        for item in candidates:
             callspec = getattr(item, "callspec", None)
             params = callspec.params if callspec is not None else {}
             prompt = prompt_spec(item)
@@ -112,28 +151,33 @@ class TollgatePlugin:
             item.user_properties.append(("tollgate.suite", state.suite.name))
             item.user_properties.append(("tollgate.passed", str(row["passed"])))
             if state.scores:
+                from harness.cases import score_summary
+
                 item.user_properties.append(("tollgate.scores", score_summary(state.scores)))
         return report
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.recorder is None:
+        if not self._records_reports or not report.user_properties:
             return
         for index, (name, value) in enumerate(report.user_properties):
             if name == CASE_PROPERTY:
                 # Taken out so JUnit XML keeps only the compact tollgate.* properties.
                 del report.user_properties[index]
-                self.recorder.add(dict(value))  # type: ignore[call-overload]  # a row dict, typed object by pytest
+                self._ensure_recorder().add(dict(value))  # type: ignore[call-overload]  # a row dict
                 break
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.tests.close()
-        if self.recorder is None:
+        if self._tests_started:
+            self.tests.close()
+        if not self._records_reports or (self._recorder is None and not self._tests_started):
             return
+        from harness.sidecar_process import stop_shared_sidecar
+
         run_dir = self.settings.data_dir / "run"
         stop_shared_sidecar(run_dir if run_dir.is_absolute() else self.config.rootpath / run_dir, self.session_id)
-        if self.recorder.rows_seen == 0:
+        if self.recorder is None or self.recorder.rows_seen == 0:
             return
         try:
             status = self.recorder.finish(int(exitstatus))

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from core.database import open_database
+from core.errors import TollgateError
 from core.settings import Settings
 from harness.gate import Comparison, GateRule, compare_runs, rules_from_run
 from harness.options import Options
@@ -136,9 +137,10 @@ class Recorder:
             return False
         try:
             baseline = self._load_baseline(ref)
-        except Exception as exc:  # boundary: a missing baseline is reported, never a traceback
+        except (TollgateError, OSError, ValueError) as exc:
+            # Asked for a comparison that cannot be made: say so and fail, never pass silently.
             self.baseline_error = f"baseline {ref!r} not usable: {exc}"
-            return False
+            return True
         default = GateRule(max_drop=self.options.max_drop, alpha=self.options.alpha)
         rules = rules_from_run(self.current, default)
         self.comparison = compare_runs(self.current, baseline, rules, default)

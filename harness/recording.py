@@ -19,13 +19,13 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from core.tables.common import utc_now
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class RecordingStore:
         """Append one recording to `<path>/<name>.jsonl`; it is served by `get` at once."""
         record = {
             "hash": hash,
-            "recorded_at": utc_now().isoformat(),
+            "recorded_at": datetime.now(UTC).isoformat(),
             "request": canonical_request(request),
             "response": response,
         }

@@ -45,6 +45,8 @@ def _verdict_line(terminal: Any, recorder: Recorder, options: Options) -> None:
         failed += [f"regression in {row.suite}" for row in recorder.comparison.regressions]
     failed += [f"{name} below min_score" for name, summary in sorted(recorder.report()["suites"].items())
                if summary.get("below_min_score")]
+    if recorder.baseline_error:
+        failed.append("baseline not usable")
     if not failed:
         terminal.write_line("tollgate gate: PASSED", green=True)
     elif options.gate:

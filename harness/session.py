@@ -10,15 +10,14 @@ import pytest
 from core.prompts import PromptRegistry
 from core.settings import Settings
 from harness.calls import CallPool
-from harness.cases import CaseState
 from harness.client import SidecarClient, failed_result
 from harness.errors import HarnessError
+from harness.keys import CASE_STATE
 from harness.options import Options
 from harness.recording import RecordingStore, RecordMode
 from harness.results import LLMResult
 from harness.sidecar_process import shared_sidecar
 
-CASE_STATE = pytest.StashKey[CaseState]()
 LOOKAHEAD_PER_SLOT = 4  # calls submitted ahead of the running test, per slot of concurrency
 
 
@@ -119,7 +118,7 @@ class TestSession:
             rendered = state.prompt.render(self.registry, state.case)
         except HarnessError:
             raise
-        except Exception as exc:  # a prompt problem belongs to its own test: keep it out of the others
+        except Exception as exc:  # noqa: BLE001 - a prompt problem belongs to its own test, not the others
             state.error = str(exc)
             return
         state.prompt_version = rendered.version

@@ -12,14 +12,6 @@ import pytest
 from core.prompts import PromptRegistry, RenderedPrompt
 from harness.datasets import Case, Dataset, filter_cases, load_dataset
 
-MARKERS = (
-    "dataset(path, tags=None, exclude_tags=None): parametrise the test with the dataset's cases (fixture `case`)",
-    "prompt(name, variant=None, variables=None, model=None, **parameters): the prompt each case is rendered "
-    "with; `variables` is a mapping or a function of the case; the `result` fixture holds the model's answer",
-    "tollgate_suite(name=None, max_drop=None, alpha=None, min_score=None, strict=False, repeat=None): the suite "
-    "a test's cases belong to and its gate settings",
-)
-
 _GATE_KEYS = ("max_drop", "alpha", "min_cases", "min_score")
 
 

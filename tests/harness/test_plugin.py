@@ -192,3 +192,10 @@ def test_junit_xml_carries_compact_properties(pytester, fake):
     assert all("tollgate_case" not in props for props in case_props)  # the full row stays out of the XML
     suite_props = {p.get("name"): p.get("value") for p in tree.getroot().iter("property")}
     assert suite_props["tollgate.classify.score"] == "1.0"
+
+
+def test_missing_baseline_fails_with_one_line(pytester, fake):
+    make_project(pytester, n_cases=3)
+    result = run(pytester, fake, "--tollgate-baseline=no-such-baseline")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*baseline 'no-such-baseline' not usable*", "*gate: FAILED*baseline not usable*"])

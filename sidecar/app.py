@@ -10,7 +10,7 @@ import orjson
 
 from core.settings import Settings
 from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from sidecar.errors import MethodNotAllowed, NotFound
+from sidecar.errors import MethodNotAllowed, NotFound, NotReady
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
 from sidecar.runtime import Runtime, build_routes, create_runtime_session, needs_embedded
@@ -52,6 +52,8 @@ class SidecarApp:
             await send_bytes(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
             await self._readyz(send)
+        elif path == "/metrics":
+            await self._metrics(send)
         elif path in ("/v1/models", "/models"):
             await send_bytes(send, 200, self._models_body(), JSON_HEADERS)
         else:
@@ -66,6 +68,15 @@ class SidecarApp:
             if runtime.traffic is not None:
                 detail["traffic"] = runtime.traffic.stats.as_dict()
         await send_bytes(send, 200 if ready else 503, orjson.dumps(detail))
+
+    async def _metrics(self, send: Send) -> None:
+        runtime = self.runtime
+        if runtime is None or runtime.metrics is None:
+            await send_error(send, NotReady("metrics are not available yet"))
+            return
+        from sidecar.metrics import CONTENT_TYPE
+
+        await send_bytes(send, 200, runtime.metrics.exposition(), [(b"content-type", CONTENT_TYPE)])
 
     def _models_body(self) -> bytes:
         routes = self.runtime.routes if self.runtime is not None else {}
@@ -110,6 +121,7 @@ class SidecarApp:
         if settings.traffic.enabled:
             runtime.traffic = self._make_traffic()
             runtime.traffic.start()
+        runtime.metrics = build_metrics(runtime)
         self.runtime = runtime
         self._endpoints = make_endpoints(runtime)
         runtime.ready = True
@@ -140,6 +152,36 @@ class SidecarApp:
         from sidecar.embedded.supervisor import EmbeddedModel
 
         return EmbeddedModel(self.settings.embedded, self.settings.data_dir)
+
+
+def build_metrics(runtime: Runtime) -> Any:
+    """Request metrics plus state read at scrape time: traffic log counters and upstream load and health."""
+    from sidecar.metrics import SidecarMetrics
+
+    metrics = SidecarMetrics(runtime.settings)
+
+    def traffic_state() -> dict[tuple[str, ...], float]:
+        if runtime.traffic is None:
+            return {}
+        return {(name,): float(value) for name, value in runtime.traffic.stats.as_dict().items()}
+
+    def outstanding() -> dict[tuple[str, ...], float]:
+        return {(route.name, d.label): float(d.outstanding) for route in runtime.routes.values() for d in route.deployments}
+
+    def healthy() -> dict[tuple[str, ...], float]:
+        now = time.monotonic()
+        return {
+            (route.name, d.label): 0.0 if d.cooldown_until > now else 1.0
+            for route in runtime.routes.values()
+            for d in route.deployments
+        }
+
+    metrics.add_state("tollgate_traffic_log", "Traffic log counters and queue depth", traffic_state, ("counter",))
+    metrics.add_state("tollgate_upstream_in_flight", "Requests in flight per deployment", outstanding,
+                      ("model", "deployment"))
+    metrics.add_state("tollgate_upstream_up", "1 when the deployment is not cooling down after failures", healthy,
+                      ("model", "deployment"))
+    return metrics
 
 
 def create_app(settings: Settings, **kwargs: Any) -> SidecarApp:

@@ -56,8 +56,9 @@ class Endpoint:
         record = RawTraffic(request_id=request_id, started_at=started_at, endpoint=self.name, status=0, latency_ms=0.0)
         _apply_tags(record, tags)
         head = JSON_HEADERS + [(b"x-request-id", request_id.encode())]
+        usage: list[int | None] = [None, None]  # tokens in/out when the upstream reported them
         try:
-            await self._handle(scope, receive, send, record, head, content_length, content_type, t0)
+            await self._handle(scope, receive, send, record, head, content_length, content_type, t0, usage)
         except SidecarError as error:
             response_started = record.status != 0
             record.status = error.status if not response_started else record.status
@@ -82,6 +83,9 @@ class Endpoint:
             traffic = self.runtime.traffic
             if traffic is not None:
                 traffic.submit(record)
+            metrics = self.runtime.metrics
+            if metrics is not None:
+                metrics.observe(record, usage[0], usage[1])
 
     async def _handle(
         self,
@@ -93,6 +97,7 @@ class Endpoint:
         content_length: int | None,
         content_type: bytes | None,
         t0: float,
+        usage: list[int | None],
     ) -> None:
         settings = self.runtime.settings
         if content_type is not None and b"json" not in content_type:
@@ -114,13 +119,15 @@ class Endpoint:
         record.provider = started.deployment.provider
         try:
             if stream and started.response.status == 200:
-                await self._relay(started, payload, send, receive, record, head, t0)
+                await self._relay(started, payload, send, receive, record, head, t0, usage)
             else:
-                await self._respond(started, send, record, head)
+                await self._respond(started, send, record, head, usage)
         finally:
             started.deployment.outstanding -= 1
 
-    async def _respond(self, started: Started, send: Send, record: RawTraffic, head: list) -> None:
+    async def _respond(
+        self, started: Started, send: Send, record: RawTraffic, head: list, usage: list[int | None]
+    ) -> None:
         response = started.response
         try:
             body = await response.read()
@@ -130,9 +137,10 @@ class Endpoint:
         status = response.status
         if status == 200:
             try:
-                orjson.loads(body)
+                document = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise UpstreamParseFailure(f"{started.deployment.label} answered 200 with a body that is not JSON") from exc
+            _take_usage(document, usage)
         else:
             # A non-retryable upstream answer (e.g. 400 for a parameter it rejects) is passed through as is.
             record.error_class = "client_error" if 400 <= status < 500 else "upstream_error"
@@ -141,7 +149,15 @@ class Endpoint:
         await send_bytes(send, status, body, head + [(b"x-tollgate-attempts", str(started.attempts).encode())])
 
     async def _relay(
-        self, started: Started, payload: dict, send: Send, receive: Receive, record: RawTraffic, head: list, t0: float
+        self,
+        started: Started,
+        payload: dict,
+        send: Send,
+        receive: Receive,
+        record: RawTraffic,
+        head: list,
+        t0: float,
+        usage: list[int | None],
     ) -> None:
         headers = SSE_HEADERS + head[1:] + [(b"x-tollgate-attempts", str(started.attempts).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -149,10 +165,34 @@ class Endpoint:
         wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage)
         record.response_chunks = outcome.chunks
+        _take_usage(stream_usage(outcome.chunks), usage)
         if outcome.first_event_at is not None:
             record.ttft_ms = (outcome.first_event_at - t0) * 1000.0
         record.error_class = outcome.error_class
         record.error_message = outcome.error_message
+
+
+def _take_usage(document: object, usage: list[int | None]) -> None:
+    """Copy `usage.prompt_tokens` / `completion_tokens` of a response document into `usage` (for metrics)."""
+    if isinstance(document, dict) and isinstance(document.get("usage"), dict):
+        reported = document["usage"]
+        usage[0] = reported.get("prompt_tokens") if isinstance(reported.get("prompt_tokens"), int) else None
+        usage[1] = reported.get("completion_tokens") if isinstance(reported.get("completion_tokens"), int) else None
+
+
+def stream_usage(chunks: list[bytes]) -> dict | None:
+    """The final usage event of a relayed stream, parsing only the event that carries it."""
+    tail = b"".join(chunks[-3:])
+    at = tail.rfind(b'"usage":{')
+    if at < 0:
+        return None
+    start = tail.rfind(b"data: ", 0, at)
+    end = tail.find(b"\n", at)
+    try:
+        document = orjson.loads(tail[start + 6 : end if end >= 0 else None])
+    except orjson.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _read_headers(scope: Scope) -> tuple[dict[str, str], int | None, bytes | None]:

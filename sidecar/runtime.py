@@ -25,6 +25,7 @@ class Runtime:
     session: aiohttp.ClientSession
     routes: dict[str, LiveRoute]
     forwarder: Any = None
+    metrics: Any = None
     traffic: Any = None
     embedded: Any = None
     ready: bool = False

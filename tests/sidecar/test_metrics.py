@@ -1,0 +1,76 @@
+"""`GET /metrics`: the Prometheus exposition of requests, latency, tokens, cost and state."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.sidecar.test_proxy import CHAT, wait_record
+
+PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+
+
+def scrape(url: str) -> dict[str, list]:
+    response = httpx.get(url.removesuffix("/v1") + "/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
+
+
+def value(samples: list, name: str, **labels: str) -> float:
+    return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_metrics_count_requests_latency_tokens_and_cost(make_sidecar, fake):
+    proxy, collector = make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}], "price": PRICE}})
+    headers = {"X-Tollgate-Segment": "business", "X-Tollgate-Prompt": "booking_extract@v1"}
+    plain = httpx.post(proxy.url + "/chat/completions", json=CHAT, headers=headers)
+    with httpx.stream("POST", proxy.url + "/chat/completions", json={**CHAT, "stream": True}) as stream:
+        stream.read()
+    bad = httpx.post(proxy.url + "/chat/completions", json={"model": "fake-model"})
+    for response in (plain, stream, bad):
+        wait_record(collector, response.headers["x-request-id"])
+    usage = plain.json()["usage"]
+    families = scrape(proxy.url)
+
+    requests = families["tollgate_requests"]
+    assert value(requests, "tollgate_requests_total", status="200", model="fake-model") == 2
+    assert value(requests, "tollgate_requests_total", status="400", error_class="client_error") == 1
+    latency = families["tollgate_request_duration_seconds"]
+    assert value(latency, "tollgate_request_duration_seconds_count") == 3
+    assert value(latency, "tollgate_request_duration_seconds_count", segment="business",
+                 prompt="booking_extract") == 1
+    assert value(families["tollgate_time_to_first_token_seconds"], "tollgate_time_to_first_token_seconds_count") == 1
+    assert value(families["tollgate_time_per_output_token_seconds"],
+                 "tollgate_time_per_output_token_seconds_count") == 1
+    tokens = families["tollgate_tokens"]
+    # the same request streamed and not: the upstream reports the same usage for both
+    assert value(tokens, "tollgate_tokens_total", direction="output") == 2 * usage["completion_tokens"]
+    assert value(tokens, "tollgate_tokens_total", direction="input") == 2 * usage["prompt_tokens"]
+    expected_cost = 2 * (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1e6
+    assert abs(value(families["tollgate_cost_usd"], "tollgate_cost_usd_total") - expected_cost) < 1e-12
+    assert value(families["tollgate_upstream_up"], "tollgate_upstream_up", model="fake-model") == 1.0
+    assert value(families["tollgate_traffic_log"], "tollgate_traffic_log", counter="submitted") == 3
+
+
+def test_retries_and_unpriced_models_are_counted(make_sidecar, fake):
+    proxy, collector = make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}]}})
+    fake.script({"fault": "status", "status": 503})
+    response = httpx.post(proxy.url + "/chat/completions", json=CHAT)
+    wait_record(collector, response.headers["x-request-id"])
+    families = scrape(proxy.url)
+    assert value(families["tollgate_upstream_retries"], "tollgate_upstream_retries_total") == 1
+    assert value(families["tollgate_unpriced_requests"], "tollgate_unpriced_requests_total") == 1
+
+
+def test_client_supplied_labels_are_capped(make_sidecar, fake):
+    proxy, collector = make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}]}})
+    with httpx.Client() as client:
+        for index in range(105):
+            response = client.post(proxy.url + "/chat/completions", json=CHAT,
+                                   headers={"X-Tollgate-Segment": f"segment-{index}"})
+    wait_record(collector, response.headers["x-request-id"])
+    latency = scrape(proxy.url)["tollgate_request_duration_seconds"]
+    segments = {s.labels["segment"] for s in latency if s.name.endswith("_count")}
+    assert len(segments) == 101 and "other" in segments
+    assert value(latency, "tollgate_request_duration_seconds_count", segment="other") == 5

@@ -118,6 +118,16 @@ class EmbeddedSettings(_Frozen):
     startup_timeout_s: float = Field(default=60.0, gt=0)
 
 
+class TelemetrySettings(_Frozen):
+    """OpenTelemetry export. Nothing is exported (and nothing is paid on the request path) without an endpoint."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces; "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT are used when this is unset"
+    )
+    service_name: str = "tollgate"
+
+
 class Settings(BaseSettings):
     """Everything Tollgate reads from its configuration."""
 
@@ -135,6 +145,7 @@ class Settings(BaseSettings):
     sidecar: SidecarSettings = SidecarSettings()
     traffic: TrafficSettings = TrafficSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @field_validator("database_url")
     @classmethod

@@ -25,6 +25,7 @@ class CaseState:
     result: LLMResult | None = None
     scores: list[Score] = field(default_factory=list)
     error: str | None = None
+    span: Any = None  # the case's trace span, when tracing is on
 
     @property
     def case_id(self) -> str:
@@ -43,6 +44,11 @@ class CaseState:
         """The row, after which the state drops the request, answer and scores it was built from: finished
         cases hold no answers in memory (2-3 KiB each), and a rerun of the test starts without old scores."""
         row = self.row()
+        if self.span is not None:
+            from harness.tracing import HarnessTracer
+
+            HarnessTracer.end_case_span(self.span, row["passed"], row["error"])
+            self.span = None
         self.request = None
         self.result = None
         self.scores = []

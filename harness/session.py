@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from harness.options import Options
 from harness.recording import RecordingStore, RecordMode
 from harness.results import LLMResult
 from harness.sidecar_process import shared_sidecar
+from harness.tracing import HarnessTracer
 
 LOOKAHEAD_PER_SLOT = 4  # calls submitted ahead of the running test, per slot of concurrency
 
@@ -128,9 +130,24 @@ class TestSession:
             "X-Tollgate-Prompt": f"{rendered.name}@{rendered.version}",
             "X-Request-Id": f"tg-{self.session_id[:8]}-{abs(hash(item.nodeid)) % 10**12:012d}-r{state.repeat}",
         }
+        if self.tracer is not None:
+            state.span, traceparent = self.tracer.start_case(
+                state.suite.name, state.case_id, state.repeat, rendered.name, rendered.version
+            )
+            if traceparent:
+                tags["traceparent"] = traceparent
         pool.submit(item.nodeid, state.request, tags=tags, prompt=rendered.name, case=state.case_id)
+
+    @cached_property
+    def tracer(self) -> HarnessTracer | None:
+        """Case and run spans, only when an OTLP endpoint is configured."""
+        from harness.tracing import create_harness_tracer
+
+        return create_harness_tracer(self.settings.telemetry, self.session_id)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if "tracer" in self.__dict__ and self.tracer is not None:
+            self.tracer.close()

@@ -21,11 +21,13 @@ log = logging.getLogger("tollgate.sidecar")
 class SidecarApp:
     """An ASGI app. Build it with `create_app(settings)`; run it with uvicorn (`tollgate serve`)."""
 
-    def __init__(self, settings: Settings, *, traffic_factory: Any = None, embedded_factory: Any = None) -> None:
+    def __init__(self, settings: Settings, *, traffic_factory: Any = None, embedded_factory: Any = None,
+                 span_exporter: Any = None) -> None:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._traffic_factory = traffic_factory
         self._embedded_factory = embedded_factory
+        self._span_exporter = span_exporter
         self._endpoints: dict[str, Any] = {}
         self._created = int(time.time())
 
@@ -122,6 +124,7 @@ class SidecarApp:
             runtime.traffic = self._make_traffic()
             runtime.traffic.start()
         runtime.metrics = build_metrics(runtime)
+        runtime.tracer = self._make_tracer()
         self.runtime = runtime
         self._endpoints = make_endpoints(runtime)
         runtime.ready = True
@@ -136,8 +139,21 @@ class SidecarApp:
         if runtime.traffic is not None:
             await runtime.traffic.aclose()
         await runtime.session.close()
+        if runtime.tracer is not None:
+            runtime.tracer.shutdown()
         if runtime.embedded is not None:
             await runtime.embedded.stop()
+
+    def _make_tracer(self) -> Any:
+        """Spans only when an OTLP endpoint (or, in tests, an exporter) is configured."""
+        from core.telemetry import create_tracer_provider
+
+        provider = create_tracer_provider(self.settings.telemetry, "sidecar", exporter=self._span_exporter)
+        if provider is None:
+            return None
+        from sidecar.tracing import RequestTracer
+
+        return RequestTracer(provider)
 
     def _make_traffic(self) -> Any:
         if self._traffic_factory is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from sidecar.traffic.record import RawTraffic
 from sidecar.validation import parse_json_object, validate_chat, validate_completion, validate_embeddings
 
 log = logging.getLogger("tollgate.sidecar")
+_FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
 Validator = Callable[[dict[str, Any]], None]
 _TAG_HEADERS = {
     b"x-tollgate-user": "user",
@@ -36,6 +38,7 @@ _TAG_HEADERS = {
     b"x-tollgate-prompt": "prompt",
     b"x-tollgate-prompt-version": "prompt_version",
     b"x-request-id": "request_id",
+    b"traceparent": "traceparent",
 }
 
 
@@ -56,7 +59,8 @@ class Endpoint:
         record = RawTraffic(request_id=request_id, started_at=started_at, endpoint=self.name, status=0, latency_ms=0.0)
         _apply_tags(record, tags)
         head = JSON_HEADERS + [(b"x-request-id", request_id.encode())]
-        usage: list[int | None] = [None, None]  # tokens in/out when the upstream reported them
+        traceparent = tags.pop("traceparent", None)
+        usage: list[Any] = [None, None, None]  # tokens in, tokens out, finish reasons (as reported upstream)
         try:
             await self._handle(scope, receive, send, record, head, content_length, content_type, t0, usage)
         except SidecarError as error:
@@ -86,6 +90,9 @@ class Endpoint:
             metrics = self.runtime.metrics
             if metrics is not None:
                 metrics.observe(record, usage[0], usage[1])
+            tracer = self.runtime.tracer
+            if tracer is not None:
+                tracer.record(record, traceparent, usage[0], usage[1], usage[2])
 
     async def _handle(
         self,
@@ -97,7 +104,7 @@ class Endpoint:
         content_length: int | None,
         content_type: bytes | None,
         t0: float,
-        usage: list[int | None],
+        usage: list[Any],
     ) -> None:
         settings = self.runtime.settings
         if content_type is not None and b"json" not in content_type:
@@ -126,7 +133,7 @@ class Endpoint:
             started.deployment.outstanding -= 1
 
     async def _respond(
-        self, started: Started, send: Send, record: RawTraffic, head: list, usage: list[int | None]
+        self, started: Started, send: Send, record: RawTraffic, head: list, usage: list[Any]
     ) -> None:
         response = started.response
         try:
@@ -157,7 +164,7 @@ class Endpoint:
         record: RawTraffic,
         head: list,
         t0: float,
-        usage: list[int | None],
+        usage: list[Any],
     ) -> None:
         headers = SSE_HEADERS + head[1:] + [(b"x-tollgate-attempts", str(started.attempts).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -166,14 +173,18 @@ class Endpoint:
         outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage)
         record.response_chunks = outcome.chunks
         _take_usage(stream_usage(outcome.chunks), usage)
+        usage[2] = stream_finish_reasons(outcome.chunks)
         if outcome.first_event_at is not None:
             record.ttft_ms = (outcome.first_event_at - t0) * 1000.0
         record.error_class = outcome.error_class
         record.error_message = outcome.error_message
 
 
-def _take_usage(document: object, usage: list[int | None]) -> None:
-    """Copy `usage.prompt_tokens` / `completion_tokens` of a response document into `usage` (for metrics)."""
+def _take_usage(document: object, usage: list[Any]) -> None:
+    """Copy token counts and finish reasons of a response document into `usage` (for metrics and traces)."""
+    if isinstance(document, dict) and isinstance(document.get("choices"), list):
+        reasons = [c.get("finish_reason") for c in document["choices"] if isinstance(c, dict) and c.get("finish_reason")]
+        usage[2] = reasons or usage[2]
     if isinstance(document, dict) and isinstance(document.get("usage"), dict):
         reported = document["usage"]
         usage[0] = reported.get("prompt_tokens") if isinstance(reported.get("prompt_tokens"), int) else None
@@ -195,6 +206,13 @@ def stream_usage(chunks: list[bytes]) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
+def stream_finish_reasons(chunks: list[bytes]) -> list[str] | None:
+    """The finish reasons of a relayed stream, found in its last events without parsing the rest."""
+    tail = b"".join(chunks[-3:])
+    found = [m.decode() for m in _FINISH.findall(tail)]
+    return found or None
+
+
 def _read_headers(scope: Scope) -> tuple[dict[str, str], int | None, bytes | None]:
     tags: dict[str, str] = {}
     content_length: int | None = None
@@ -207,7 +225,7 @@ def _read_headers(scope: Scope) -> tuple[dict[str, str], int | None, bytes | Non
                 content_length = None
         elif name == b"content-type":
             content_type = value
-        elif name.startswith(b"x-"):
+        elif name.startswith(b"x-") or name == b"traceparent":
             key = _TAG_HEADERS.get(name)
             if key is not None and value:
                 tags[key] = value.decode("utf-8", "replace")[:200]

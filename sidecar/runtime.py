@@ -26,6 +26,7 @@ class Runtime:
     routes: dict[str, LiveRoute]
     forwarder: Any = None
     metrics: Any = None
+    tracer: Any = None
     traffic: Any = None
     embedded: Any = None
     ready: bool = False

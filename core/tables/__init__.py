@@ -1,6 +1,7 @@
 """SQLModel tables, one module per domain concept. Schema changes go through Alembic (`core/migrations`)."""
 
 from core.tables.common import utc_now
+from core.tables.rollups import LatencyRollup
 from core.tables.runs import (
     Baseline,
     BaselinePublic,
@@ -18,6 +19,7 @@ __all__ = [
     "BaselinePublic",
     "CaseResult",
     "CaseResultBase",
+    "LatencyRollup",
     "PromptVersion",
     "Run",
     "RunBase",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.latency import record_latencies
 from core.tables import TrafficRecord
 from sidecar.traffic.record import TrafficRow
 
@@ -20,12 +21,17 @@ def insert_rows(connection: Connection, rows: Sequence[TrafficRow]) -> None:
     """Insert `rows` in one executemany; ids already present are skipped (ON CONFLICT (id) DO NOTHING).
 
     This makes re-sending a batch whose commit was uncertain, or replaying a spool file twice, harmless.
+    The latency rollups are updated in the same transaction, from the rows actually inserted only
+    (RETURNING id yields nothing for a skipped row), so a replay never counts a request twice.
     """
-    if rows:
-        connection.execute(_insert_statement(connection.dialect.name), list(rows))
+    if not rows:
+        return
+    statement = _insert_statement(connection.dialect.name).returning(TRAFFIC_TABLE.c.id)
+    inserted = set(connection.execute(statement, list(rows)).scalars())
+    record_latencies(connection, (row for row in rows if row["id"] in inserted))
 
 
-def _insert_statement(dialect: str) -> sa.Executable:
+def _insert_statement(dialect: str) -> sa.Insert:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 

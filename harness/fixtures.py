@@ -135,3 +135,27 @@ def _call_now(session: TestSession, body: dict[str, Any]) -> LLMResult:
 @pytest.fixture
 def llm(request: pytest.FixtureRequest) -> LLM:
     return LLM(_session(request))
+
+
+@pytest.fixture
+def bench(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """`bench(model, prompt=None, requests=20, mode="sequential", concurrency=(1,), rate=None, duration_s=None,
+    max_tokens=64, slos="")` load-tests the session's sidecar (or `--tollgate-url`) with `tollgate bench` and
+    returns its `BenchRun`; the figures are attached to the test's report as `tollgate.bench.*` properties."""
+    session = _session(request)
+
+    def run(model: str, *, prompt: str | None = None, requests: int | None = 20, mode: str = "sequential",
+            concurrency: tuple[int, ...] = (1,), rate: float | None = None, duration_s: float | None = None,
+            max_tokens: int | None = 64, slos: str = "") -> Any:
+        from harness.bench import BenchPlan, build_workload, parse_slos, run_bench
+
+        workload = build_workload(model, prompt=prompt, max_tokens=max_tokens)
+        plan = BenchPlan(mode=mode, requests=requests, duration_s=duration_s, concurrency=concurrency, rate=rate)
+        outcome = run_bench(session.sidecar_url(), workload, plan, slos=parse_slos(slos))
+        for level in outcome.levels:
+            for key in ("ttft_p50", "ttft_p99", "e2e_p50", "e2e_p99", "requests_per_s", "goodput", "error_rate"):
+                if key in level.summary:
+                    request.node.user_properties.append((f"tollgate.bench.{level.label}.{key}", level.summary[key]))
+        return outcome
+
+    return run

@@ -199,3 +199,18 @@ def test_missing_baseline_fails_with_one_line(pytester, fake):
     result = run(pytester, fake, "--tollgate-baseline=no-such-baseline")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*baseline 'no-such-baseline' not usable*", "*gate: FAILED*baseline not usable*"])
+
+
+def test_bench_fixture_measures_the_endpoint(pytester, fake):
+    fake.set_behaviour(ttft_s=0.03, output_tokens=4)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_latency="""
+def test_latency_budget(bench):
+    run = bench("fake-model", requests=5)
+    (level,) = run.levels
+    assert level.summary["ttft_p50"] >= 30.0  # the fake waits 30 ms before its first token
+    assert level.summary["error_rate"] == 0.0
+""")
+    result = run(pytester, fake, "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1)
+    assert "tollgate.bench." in (pytester.path / "junit.xml").read_text()

@@ -218,7 +218,7 @@ def main() -> None:
             rollup_rows = connection.execute(sa.text("SELECT COUNT(*) FROM latency_rollup")).scalar_one()
         print(
             f"{args.rows:,} requests over {args.days:g} days, {len(MODELS)} models x {len(PROMPTS)} prompts "
-            f"x {len(SEGMENTS)} segments; {rollup_rows:,} rollup rows (minute + hour)"
+            f"x {len(SEGMENTS)} segments; {rollup_rows:,} rollup rows (minute + hour + day)"
         )
         print(
             f"  insert_rows (traffic + rollups): {figures['insert_s']:.1f} s "

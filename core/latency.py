@@ -8,8 +8,8 @@ requests, for values between `MIN_MS` and `MAX_MS` (values outside are clamped i
 Only requests that succeeded (status below 400, no error class) are counted: failures are fast or
 time out, and would blur the latency of the answers users actually got. The model is the served model
 (falling back to the requested one). Rows are written by `record_latencies` in the transaction that
-inserts the traffic rows; queries read only `latency_rollup` (hour rows for whole hours, minute rows
-for the ragged edges), never the traffic table.
+inserts the traffic rows; queries read only `latency_rollup` (day rows for whole UTC days, hour rows
+and then minute rows for the ragged edges), never the traffic table.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ MIN_MS = 0.01
 MAX_MS = 3_600_000.0  # one hour
 RELATIVE_ERROR = math.sqrt(GROWTH) - 1.0
 DEFAULT_QUANTILES = (0.5, 0.95, 0.99)
-HOUR = 60  # minutes: the coarse rollup period
+SPANS = (1, 60, 1440)  # rollup periods in minutes: minute, hour, UTC day
 GROUPS = {"model": "model", "prompt": "prompt_name", "segment": "segment"}
 
 _LOG_GROWTH = math.log(GROWTH)
@@ -98,13 +98,12 @@ def _nearest_rank(counts: Mapping[int, int], buckets: list[int], total: int, qua
 
 
 def rollup_counts(rows: Iterable[Mapping[str, Any]]) -> Counter[tuple[Any, ...]]:
-    """Count traffic rows per rollup key (`ROLLUP_KEY` order), at minute and hour resolution."""
+    """Count traffic rows per rollup key (`ROLLUP_KEY` order), at every resolution in `SPANS`."""
     counts: Counter[tuple[Any, ...]] = Counter()
     for row in rows:
         if row["status"] >= 400 or row.get("error_class"):
             continue
         minute = int(row["created_at"].timestamp()) // 60
-        hour = minute - minute % HOUR
         model = row.get("served_model") or row.get("requested_model") or ""
         prompt = row.get("prompt_name") or ""
         segment = row.get("segment") or ""
@@ -113,8 +112,8 @@ def rollup_counts(rows: Iterable[Mapping[str, Any]]) -> Counter[tuple[Any, ...]]
             if value is None:
                 continue
             bucket = bucket_of(value)
-            counts[(1, metric, minute, model, prompt, segment, bucket)] += 1
-            counts[(HOUR, metric, hour, model, prompt, segment, bucket)] += 1
+            for span in SPANS:
+                counts[(span, metric, minute - minute % span, model, prompt, segment, bucket)] += 1
     return counts
 
 
@@ -243,25 +242,25 @@ def _histograms(
 
 
 def _periods(first: int, end: int, step: int | None) -> sa.ColumnElement[bool]:
-    """Rows covering minutes [first, end): hour rows for whole hours, minute rows for the rest.
+    """Rows covering minutes [first, end) exactly once: the coarsest rows that fit, finer ones at the edges.
 
-    Hour rows are only usable when every step boundary is an hour boundary too.
+    A resolution is only usable when every step boundary is one of its period boundaries too.
     """
-    table = _TABLE
-    hours_from = -(-first // HOUR) * HOUR
-    hours_to = end // HOUR * HOUR
-    if (step is not None and step % HOUR) or hours_from >= hours_to:
-        return sa.and_(table.c.span_minutes == 1, table.c.period >= first, table.c.period < end)
-    return sa.or_(
-        sa.and_(table.c.span_minutes == HOUR, table.c.period >= hours_from, table.c.period < hours_to),
-        sa.and_(
-            table.c.span_minutes == 1,
-            sa.or_(
-                sa.and_(table.c.period >= first, table.c.period < hours_from),
-                sa.and_(table.c.period >= hours_to, table.c.period < end),
-            ),
-        ),
-    )
+    spans = [span for span in SPANS if step is None or step % span == 0]
+    return sa.or_(sa.false(), *_cover(first, end, spans))
+
+
+def _cover(first: int, end: int, spans: list[int]) -> list[sa.ColumnElement[bool]]:
+    if first >= end:
+        return []
+    table, span = _TABLE, spans[-1]
+    whole_from, whole_to = -(-first // span) * span, end // span * span
+    if span == 1:
+        return [sa.and_(table.c.span_minutes == 1, table.c.period >= first, table.c.period < end)]
+    if whole_from >= whole_to:
+        return _cover(first, end, spans[:-1])
+    middle = sa.and_(table.c.span_minutes == span, table.c.period >= whole_from, table.c.period < whole_to)
+    return [middle, *_cover(first, whole_from, spans[:-1]), *_cover(whole_to, end, spans[:-1])]
 
 
 def _step_minutes(step: str | timedelta) -> int:

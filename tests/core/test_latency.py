@@ -154,6 +154,27 @@ def test_a_range_with_ragged_edges_counts_exactly_its_minutes(engine: sa.Engine)
     assert_close(result["p95"], exact(inside, "latency_ms", 0.95))
 
 
+def test_a_range_of_days_mixes_day_hour_and_minute_rows_without_overlap(engine: sa.Engine) -> None:
+    rows = traffic(4_000, seed=13, minutes=4 * 1440)
+    store(engine, rows)
+    # 09:00 + 14h41m is 23:41 on day 0, so: minutes to 00:00, whole days 1-2, hours and minutes of day 3.
+    since = START + timedelta(hours=14, minutes=41)
+    until = START + timedelta(days=3, hours=7, minutes=5, seconds=30)
+    inside = [row for row in rows if since <= row["created_at"] < until]
+    for metric, column in (("latency", "latency_ms"), ("ttft", "ttft_ms")):
+        result = latency_percentiles(engine, metric, since=since, until=until)  # type: ignore[arg-type]
+        assert result["count"] == sum(row["status"] < 400 and row[column] is not None for row in inside)
+        for quantile in QUANTILES:
+            assert_close(result[f"p{quantile * 100:g}"], exact(inside, column, quantile))
+    daily = latency_percentiles_over_time(engine, "latency", since=START, until=until, step="1d", group_by=())
+    assert [row["start"] for row in daily] == [
+        START.replace(hour=0) + timedelta(days=day) for day in range(4)
+    ]
+    assert sum(row["count"] for row in daily) == sum(
+        row["status"] < 400 for row in rows if START <= row["created_at"] < until
+    )
+
+
 @pytest.mark.parametrize("step, minutes", [("1h", 60), ("15m", 15), (timedelta(hours=2), 120)])
 def test_over_time_buckets_by_step_and_groups(engine: sa.Engine, step: Any, minutes: int) -> None:
     rows = traffic(4_000, seed=5)

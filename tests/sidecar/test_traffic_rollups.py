@@ -121,7 +121,7 @@ def test_replaying_a_spool_twice_does_not_double_the_counts(
     assert histogram(read_engine) == expected
 
 
-def test_hour_rows_agree_with_minute_rows(tmp_path: Path, db_url: str, read_engine: sa.Engine) -> None:
+def test_hour_and_day_rows_agree_with_minute_rows(tmp_path: Path, db_url: str, read_engine: sa.Engine) -> None:
     settings = make_settings(tmp_path, db_url)
     log = TrafficLog(settings)
     try:
@@ -131,7 +131,7 @@ def test_hour_rows_agree_with_minute_rows(tmp_path: Path, db_url: str, read_engi
     query = sa.select(ROLLUPS.c.span_minutes, sa.func.sum(ROLLUPS.c.count)).group_by(ROLLUPS.c.span_minutes)
     with read_engine.connect() as connection:
         totals = {int(span): int(total) for span, total in connection.execute(query)}
-    assert totals == {1: 2 * 135, 60: 2 * 135}
+    assert totals == {1: 2 * 135, 60: 2 * 135, 1440: 2 * 135}
     hours: dict[str, Any] = {
         "since": WINDOW["since"] - timedelta(minutes=WINDOW["since"].minute),
         "until": WINDOW["until"],

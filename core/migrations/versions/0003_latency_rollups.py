@@ -1,4 +1,4 @@
-"""latency rollups: per-minute and per-hour histogram buckets of TTFT and total latency
+"""latency rollups: per-minute, per-hour and per-day histogram buckets of TTFT and total latency
 
 Revision ID: 0003
 Revises: 0002
@@ -18,7 +18,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('latency_rollup',
-    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('span_minutes', sa.Integer(), nullable=False),
     sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('period', sa.Integer(), nullable=False),
@@ -27,8 +26,8 @@ def upgrade() -> None:
     sa.Column('segment', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('span_minutes', 'metric', 'period', 'model', 'prompt_name', 'segment', 'bucket', name='uq_latency_rollup_key')
+    sa.PrimaryKeyConstraint('span_minutes', 'metric', 'period', 'model', 'prompt_name', 'segment', 'bucket'),
+    sqlite_with_rowid=False
     )
 
 

@@ -121,7 +121,9 @@ def test_replaying_a_spool_twice_does_not_double_the_counts(
     assert histogram(read_engine) == expected
 
 
-def test_hour_and_day_rows_agree_with_minute_rows(tmp_path: Path, db_url: str, read_engine: sa.Engine) -> None:
+def test_hour_and_day_rows_agree_with_minute_rows(
+    tmp_path: Path, db_url: str, read_engine: sa.Engine
+) -> None:
     settings = make_settings(tmp_path, db_url)
     log = TrafficLog(settings)
     try:

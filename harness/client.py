@@ -16,6 +16,7 @@ import orjson
 from core.pricing import PriceBook
 from harness.errors import HarnessError
 from harness.results import LLMResult
+from harness.sse import StreamState, sse_payloads
 
 
 class ModelCallError(HarnessError):
@@ -76,34 +77,24 @@ async def _read_stream(response: aiohttp.ClientResponse, started: float) -> dict
     parts: list[str] = []
     usage = model = finish = None
     ttft_ms = None
-    done = False
-    tail = b""
-    # Lines are split here rather than with `response.content`'s readline, which fails on lines over 128 KiB.
-    async for data in response.content.iter_any():
-        *lines, tail = (tail + data).split(b"\n")
-        for line in lines:
-            if done or not line.startswith(b"data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                done = True
-                continue
-            try:
-                chunk = orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                raise ModelCallError(f"stream sent an event that is not JSON: {payload[:80]!r}") from exc
-            if "error" in chunk:
-                raise ModelCallError(f"stream ended with an error: {chunk['error'].get('message')}")
-            model = chunk.get("model") or model
-            usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices") or ():
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    if ttft_ms is None:
-                        ttft_ms = (time.perf_counter() - started) * 1000.0
-                    parts.append(content)
-                finish = choice.get("finish_reason") or finish
-    if not done:
+    stream = StreamState()
+    async for arrival, payload in sse_payloads(response, stream):
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise ModelCallError(f"stream sent an event that is not JSON: {payload[:80]!r}") from exc
+        if "error" in chunk:
+            raise ModelCallError(f"stream ended with an error: {chunk['error'].get('message')}")
+        model = chunk.get("model") or model
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or ():
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                if ttft_ms is None:
+                    ttft_ms = (arrival - started) * 1000.0
+                parts.append(content)
+            finish = choice.get("finish_reason") or finish
+    if not stream.done:
         raise ModelCallError("stream ended without [DONE]")
     latency_ms = (time.perf_counter() - started) * 1000.0
     return _record("".join(parts), model, usage, latency_ms, ttft_ms, finish)

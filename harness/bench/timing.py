@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from harness.sse import StreamState, sse_payloads
+
 _ERROR_TEXT_LIMIT = 200
 
 
@@ -128,27 +130,17 @@ async def _read_events(response: aiohttp.ClientResponse, record: RequestRecord, 
     so the connection goes back to the pool)."""
     last_chunk: float | None = None
     chunks = 0
-    done = False
-    tail = b""
-    async for data in response.content.iter_any():
-        now = time.perf_counter()
-        *lines, tail = (tail + data).split(b"\n")
-        for line in lines:
-            if done or not line.startswith(b"data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                done = True
-                continue
-            if not _has_content(_decode(payload), record):
-                continue
-            chunks += 1
-            if last_chunk is None:
-                record.ttft_ms = (now - due) * 1e3
-            else:
-                record.itl_ms.append((now - last_chunk) * 1e3)
-            last_chunk = now
-    if not done:
+    stream = StreamState()
+    async for now, payload in sse_payloads(response, stream):
+        if not _has_content(_decode(payload), record):
+            continue
+        chunks += 1
+        if last_chunk is None:
+            record.ttft_ms = (now - due) * 1e3
+        else:
+            record.itl_ms.append((now - last_chunk) * 1e3)
+        last_chunk = now
+    if not stream.done:
         raise _StreamFailure("stream ended without [DONE]")
     if record.tokens_out is None:
         record.tokens_out = chunks  # no usage reported: one chunk per token is the usual framing

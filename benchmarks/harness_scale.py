@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from overhead import Child, start_child  # the sibling benchmark's child-process helpers
+from overhead_processes import Child, child_env, start_child  # the overhead benchmark's process helpers
 
 HERE = Path(__file__).resolve().parent
 GOAL_S, GOAL_MIB = 30.0, 300.0  # the goal; DESIGN.md's stretch goal is 10 s / 200 MiB
@@ -128,10 +128,6 @@ def write_project(root: Path, cases: int, *, plain_url: str | None = None) -> No
 # -- child servers -------------------------------------------------------------------------------------
 
 
-def _clean_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("TOLLGATE_")}
-
-
 def start_fake(scratch: Path) -> Child:
     command = [
         sys.executable,
@@ -211,7 +207,7 @@ def run_pytest(variant: str, project: Path, arguments: list[str], source: Path |
         *arguments,
     ]
     log = project / f"pytest-{re.sub(r'[^a-z0-9]+', '_', variant)}.log"
-    env = {**_clean_env(), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = child_env(PYTHONDONTWRITEBYTECODE="1")
     if source is not None:
         env["PYTHONPATH"] = str(source)
     with log.open("w") as out:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import statistics
 import subprocess
@@ -14,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from overhead_processes import CHAT_MODEL, HERE, STREAM_MODEL, Child
+from overhead_processes import CHAT_MODEL, HERE, STREAM_MODEL, Child, child_env
 
 WRK_SCRIPT = HERE / "wrk" / "chat.lua"
 STREAM_BODY = orjson.dumps(
@@ -36,7 +35,7 @@ def wrk_command(
         "-s",
         str(WRK_SCRIPT),
     ]
-    return [*command, base_url + "/chat/completions"], {**os.environ, "MODEL": CHAT_MODEL, "AUTH": auth}
+    return [*command, base_url + "/chat/completions"], child_env(MODEL=CHAT_MODEL, AUTH=auth)
 
 
 def parse_wrk(stdout: str) -> dict[str, float]:

@@ -51,11 +51,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_env(*drop: str, **extra: str) -> dict[str, str]:
+    """The environment for a benchmark's child process: this one's, without `TOLLGATE_*` (and any other
+    `drop` prefixes) so a developer's own settings cannot change what is measured, plus `extra`."""
+    prefixes = ("TOLLGATE_", *drop)
+    return {**{key: value for key, value in os.environ.items() if not key.startswith(prefixes)}, **extra}
+
+
 def start_child(
     name: str, command: list[str], ready: re.Pattern[str], log: Path | None = None, timeout_s: float = 60.0
 ) -> Child:
     """Start `command` (stderr to `log`) and wait for a stdout line matching `ready` (its group 1 is the URL)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TOLLGATE_")}
+    env = child_env()
     stderr = log.open("w") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     assert process.stdout is not None
@@ -209,17 +216,13 @@ def start_litellm(
     (folder / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
     master_key = "sk-bench-" + secrets.token_hex(8)
     port = free_port()
-    env = {
-        **{
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("TOLLGATE_", "DATABASE_URL"))
-        },
-        "LITELLM_MASTER_KEY": master_key,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_TELEMETRY": "False",
-        "LITELLM_LOG": "ERROR",
-    }
+    env = child_env(
+        "DATABASE_URL",
+        LITELLM_MASTER_KEY=master_key,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        LITELLM_TELEMETRY="False",
+        LITELLM_LOG="ERROR",
+    )
     command = [str(python), "-m", "litellm.proxy.proxy_cli", "--config", str(folder / "config.yaml")]
     command += ["--host", "127.0.0.1", "--port", str(port), "--telemetry", "False"]
     log = (folder / "litellm.log").open("w")

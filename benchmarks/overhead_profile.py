@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from overhead_measures import WRK_SCRIPT, wait_for_log_drain
-from overhead_processes import CHAT_MODEL, LOGGED, Targets
+from overhead_measures import wait_for_log_drain, wrk_command
+from overhead_processes import LOGGED, Targets
 
 
 def profile_under_load(bench: Targets, seconds: float, folder: Path, prefix: str) -> dict[str, Any]:
@@ -18,10 +17,8 @@ def profile_under_load(bench: Targets, seconds: float, folder: Path, prefix: str
     summaries: dict[str, Any] = {}
     for name, child in bench.sidecars().items():
         stacks = folder / f"{prefix}-profile-{name}.txt"
-        load = subprocess.Popen(
-            ["wrk", "-t2", "-c64", f"-d{seconds + 4:g}s", "-s", str(WRK_SCRIPT), child.url + "/chat/completions"],
-            stdout=subprocess.DEVNULL, env={**os.environ, "MODEL": CHAT_MODEL},
-        )  # fmt: skip
+        command, env = wrk_command(child.url, threads=2, connections=64, duration_s=seconds + 4)
+        load = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
         time.sleep(2)
         record = [
             _py_spy(),

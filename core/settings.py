@@ -123,7 +123,7 @@ class TelemetrySettings(_Frozen):
 
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces; "
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT are used when this is unset"
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT fill it in when unset"
     )
     service_name: str = "tollgate"
 
@@ -188,8 +188,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Highest priority first: CLI overrides, then TOLLGATE_* env, then the YAML file.
-        return (init_settings, env_settings, _YamlSource(settings_cls))
+        # Highest priority first: CLI overrides, then TOLLGATE_* env, then the YAML file, then the standard
+        # OpenTelemetry variables (so a collector configured for the whole host is used unless overridden).
+        return (init_settings, env_settings, _YamlSource(settings_cls), _OtelEnvSource(settings_cls))
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -201,6 +202,20 @@ class _YamlSource(PydanticBaseSettingsSource):
         if path is None:
             return {}
         return read_config_file(path)
+
+
+class _OtelEnvSource(PydanticBaseSettingsSource):
+    """`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if not endpoint and base:
+            endpoint = base.rstrip("/") + "/v1/traces"
+        return {"telemetry": {"otlp_endpoint": endpoint}} if endpoint else {}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

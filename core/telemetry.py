@@ -4,7 +4,6 @@ semantic conventions (`gen_ai.*`)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from core.settings import TelemetrySettings
@@ -12,20 +11,9 @@ from core.settings import TelemetrySettings
 TRACEPARENT = "traceparent"
 
 
-def otlp_endpoint(settings: TelemetrySettings) -> str | None:
-    """The configured endpoint, else the standard OTEL_* variables, else None (tracing off)."""
-    if settings.otlp_endpoint:
-        return settings.otlp_endpoint
-    traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if traces:
-        return traces
-    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    return base.rstrip("/") + "/v1/traces" if base else None
-
-
 def create_tracer_provider(settings: TelemetrySettings, component: str, exporter: Any = None) -> Any | None:
     """A batching tracer provider exporting over OTLP/HTTP (or to `exporter`, for tests); None when off."""
-    endpoint = otlp_endpoint(settings)
+    endpoint = settings.otlp_endpoint
     if exporter is None and endpoint is None:
         return None
     from opentelemetry.sdk.resources import Resource

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -53,7 +52,7 @@ class TestSession:
 
     def sidecar_url(self) -> str:
         if self.url is None:
-            url = self.options.url or os.environ.get("TOLLGATE_SIDECAR_URL")
+            url = self.options.url
             if not url:
                 run_dir = self.settings.data_dir / "run"
                 run_dir = run_dir if run_dir.is_absolute() else self.config.rootpath / run_dir

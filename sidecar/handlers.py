@@ -172,8 +172,9 @@ class Endpoint:
         wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage)
         record.response_chunks = outcome.chunks
-        _take_usage(stream_usage(outcome.chunks), usage)
-        usage[2] = stream_finish_reasons(outcome.chunks)
+        tail = b"".join(outcome.chunks[-3:])  # usage and finish reasons travel in the last events
+        _take_usage(stream_usage(tail), usage)
+        usage[2] = stream_finish_reasons(tail)
         if outcome.first_event_at is not None:
             record.ttft_ms = (outcome.first_event_at - t0) * 1000.0
         record.error_class = outcome.error_class
@@ -191,9 +192,8 @@ def _take_usage(document: object, usage: list[Any]) -> None:
         usage[1] = reported.get("completion_tokens") if isinstance(reported.get("completion_tokens"), int) else None
 
 
-def stream_usage(chunks: list[bytes]) -> dict | None:
-    """The final usage event of a relayed stream, parsing only the event that carries it."""
-    tail = b"".join(chunks[-3:])
+def stream_usage(tail: bytes) -> dict | None:
+    """The final usage event in the tail of a relayed stream, parsing only the event that carries it."""
     at = tail.rfind(b'"usage":{')
     if at < 0:
         return None
@@ -206,9 +206,8 @@ def stream_usage(chunks: list[bytes]) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-def stream_finish_reasons(chunks: list[bytes]) -> list[str] | None:
-    """The finish reasons of a relayed stream, found in its last events without parsing the rest."""
-    tail = b"".join(chunks[-3:])
+def stream_finish_reasons(tail: bytes) -> list[str] | None:
+    """The finish reasons in the tail of a relayed stream, found without parsing its events."""
     found = [m.decode() for m in _FINISH.findall(tail)]
     return found or None
 

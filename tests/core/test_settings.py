@@ -64,3 +64,16 @@ def test_secret_is_read_from_the_environment_only(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-secret")
     assert deployment.api_key() == "sk-secret"
     assert "sk-secret" not in repr(settings)
+
+
+def test_otlp_endpoint_from_settings_then_the_standard_variables(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert load_settings().telemetry.otlp_endpoint is None
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
+    assert load_settings().telemetry.otlp_endpoint == "http://collector:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4318/v1/traces")
+    assert load_settings().telemetry.otlp_endpoint == "http://traces:4318/v1/traces"
+    monkeypatch.setenv("TOLLGATE_TELEMETRY__OTLP_ENDPOINT", "http://mine:4318/v1/traces")
+    assert load_settings().telemetry.otlp_endpoint == "http://mine:4318/v1/traces"

@@ -18,6 +18,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from core.config.access import AccessSettings
+from core.config.dashboard import DashboardSettings
+from core.config.guards import GuardSettings
+from core.config.judges import JudgeSettings
+from core.config.routing import RoutingSettings
 from core.errors import ConfigError
 
 EMBEDDED_MODEL_NAME = "local/smollm2-135m"
@@ -146,6 +151,14 @@ class Settings(BaseSettings):
     traffic: TrafficSettings = TrafficSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    redis_url: str | None = Field(
+        default=None, description="Redis shared by several sidecars (limits, budgets, cache); None = in-process state"
+    )
+    judges: JudgeSettings = JudgeSettings()
+    guards: GuardSettings = GuardSettings()
+    routing: RoutingSettings = RoutingSettings()
+    access: AccessSettings = AccessSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("database_url")
     @classmethod

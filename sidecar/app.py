@@ -14,6 +14,7 @@ from sidecar.errors import MethodNotAllowed, NotFound, NotReady
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
 from sidecar.runtime import Runtime, build_routes, create_runtime_session, needs_embedded
+from sidecar.stages import build_stages
 
 log = logging.getLogger("tollgate.sidecar")
 
@@ -22,12 +23,13 @@ class SidecarApp:
     """An ASGI app. Build it with `create_app(settings)`; run it with uvicorn (`tollgate serve`)."""
 
     def __init__(self, settings: Settings, *, traffic_factory: Any = None, embedded_factory: Any = None,
-                 span_exporter: Any = None) -> None:
+                 span_exporter: Any = None, stage_factory: Any = None) -> None:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._traffic_factory = traffic_factory
         self._embedded_factory = embedded_factory
         self._span_exporter = span_exporter
+        self._stage_factory = stage_factory or build_stages
         self._endpoints: dict[str, Any] = {}
         self._created = int(time.time())
 
@@ -125,6 +127,7 @@ class SidecarApp:
             runtime.traffic.start()
         runtime.metrics = build_metrics(runtime)
         runtime.tracer = self._make_tracer()
+        runtime.stages = self._stage_factory(runtime)
         self.runtime = runtime
         self._endpoints = make_endpoints(runtime)
         runtime.ready = True

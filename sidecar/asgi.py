@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from sidecar.errors import PayloadTooLarge, SidecarError
+from sidecar.errors import PayloadTooLarge, SidecarError, error_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,5 +63,5 @@ async def send_bytes(
 
 
 async def send_error(send: Send, error: SidecarError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = JSON_HEADERS + (extra_headers or [])
+    headers = JSON_HEADERS + (extra_headers or []) + error_headers(error)
     await send_bytes(send, error.status, error.body(), headers)

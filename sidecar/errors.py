@@ -114,3 +114,69 @@ class InternalError(SidecarError):
     type = "server_error"
     error_class = "internal_error"
     default_code = "internal_error"
+
+
+class Unauthorized(SidecarError):
+    status = 401
+    type = "invalid_request_error"
+    error_class = "client_error"
+    default_code = "invalid_api_key"
+
+
+class Forbidden(SidecarError):
+    status = 403
+    type = "invalid_request_error"
+    error_class = "client_error"
+    default_code = "forbidden"
+
+
+class GuardrailBlocked(SidecarError):
+    """A guard refused the request (or the answer); `code` names the guard's reason."""
+
+    status = 400
+    type = "invalid_request_error"
+    error_class = "guardrail"
+    default_code = "guardrail_blocked"
+
+
+class OutputRejected(SidecarError):
+    """The answer failed validation and every fallback did too (escalated to review)."""
+
+    status = 422
+    type = "invalid_request_error"
+    error_class = "parse_failure"
+    default_code = "output_validation_failed"
+
+
+class RateLimited(SidecarError):
+    """Too many requests or tokens for a key, or a budget spent; `retry_after_s` becomes `Retry-After`."""
+
+    status = 429
+    type = "rate_limit_error"
+    error_class = "client_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(SidecarError):
+    """Admission queue full or its deadline passed; `Retry-After` tells the client when to come back."""
+
+    status = 503
+    type = "server_error"
+    error_class = "upstream_error"
+    default_code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+def error_headers(error: SidecarError) -> list[tuple[bytes, bytes]]:
+    """Extra response headers an error carries (`Retry-After` for 429 and 503)."""
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is None:
+        return []
+    return [(b"retry-after", str(max(1, int(retry_after + 0.999))).encode())]

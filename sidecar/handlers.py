@@ -6,7 +6,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from sidecar.asgi import (
 )
 from sidecar.errors import InternalError, SidecarError, UnsupportedMediaType, UpstreamParseFailure
 from sidecar.forwarding import Forwarder, Started
+from sidecar.pipeline import Exchange, Reply, Stage, StreamFilter
 from sidecar.relay import relay_stream
 from sidecar.traffic.record import RawTraffic
 from sidecar.validation import parse_json_object, validate_chat, validate_completion, validate_embeddings
@@ -61,8 +62,9 @@ class Endpoint:
         head = JSON_HEADERS + [(b"x-request-id", request_id.encode())]
         traceparent = tags.pop("traceparent", None)
         usage: list[Any] = [None, None, None]  # tokens in, tokens out, finish reasons (as reported upstream)
+        staged: list[Any] = []  # the exchange and the stages that ran, when there are stages
         try:
-            await self._handle(scope, receive, send, record, head, content_length, content_type, t0, usage)
+            await self._handle(scope, receive, send, record, head, content_length, content_type, t0, usage, staged)
         except SidecarError as error:
             response_started = record.status != 0
             record.status = error.status if not response_started else record.status
@@ -84,6 +86,8 @@ class Endpoint:
                 await send_error(send, InternalError("internal error in the sidecar; see its log"), head[1:])
         finally:
             record.latency_ms = (time.perf_counter() - t0) * 1000.0
+            if staged:
+                _finish_stages(staged[0], staged[1])
             traffic = self.runtime.traffic
             if traffic is not None:
                 traffic.submit(record)
@@ -105,6 +109,7 @@ class Endpoint:
         content_type: bytes | None,
         t0: float,
         usage: list[Any],
+        staged: list[Any],
     ) -> None:
         settings = self.runtime.settings
         if content_type is not None and b"json" not in content_type:
@@ -118,30 +123,97 @@ class Endpoint:
         self.validate(payload)
         stream = bool(payload.get("stream"))
         record.stream = stream
+        exchange: Exchange | None = None
+        stages: list[Stage] = self.runtime.stages
+        if stages:
+            exchange = Exchange(self.name, payload, body, record, _all_headers(scope), stream, usage=usage)
+            exchange.resend = lambda changed: self._resend(exchange, changed)
+            staged.extend((exchange, []))
+            answered = await _run_requests(stages, exchange, staged[1])
+            head = head + exchange.response_headers
+            if answered is not None:
+                await self._send_reply(answered, send, record, head, usage, exchange, staged[1][:-1])
+                return
+            payload, body = exchange.payload, exchange.request_body()
         forwarder: Forwarder = self.runtime.forwarder
         started = await forwarder.start(self.upstream_path, payload, body)
-        record.attempts = started.attempts
-        record.served_model = started.route.name
-        record.deployment = started.deployment.label
-        record.provider = started.deployment.provider
+        _note_started(record, started)
         try:
             if stream and started.response.status == 200:
-                await self._relay(started, payload, send, receive, record, head, t0, usage)
+                filters = _stream_filters(staged[1], exchange) if staged else ()
+                await self._relay(started, payload, send, receive, record, head, t0, usage, filters)
             else:
-                await self._respond(started, send, record, head, usage)
+                await self._respond(started, send, record, head, usage, exchange, staged[1] if staged else ())
         finally:
             started.deployment.outstanding -= 1
 
+    async def _resend(self, exchange: Exchange, payload: dict[str, Any]) -> Reply:
+        """Ask an upstream again (a stage's retry or fallback); the answer is read whole."""
+        record = exchange.record
+        attempts = record.attempts
+        started = await self.runtime.forwarder.start(self.upstream_path, payload, orjson.dumps(payload))
+        _note_started(record, started)
+        record.attempts += attempts
+        try:
+            body = await started.response.read()
+        finally:
+            started.response.release()
+            started.deployment.outstanding -= 1
+        return Reply(started.response.status, body)
+
+    async def _send_reply(
+        self,
+        reply: Reply,
+        send: Send,
+        record: RawTraffic,
+        head: list,
+        usage: list[Any],
+        exchange: Exchange,
+        stages: Sequence[Stage],
+    ) -> None:
+        """Answer with a reply a stage made (a cache hit), after the earlier stages' `on_reply`."""
+        if not reply.sse:
+            for stage in reversed(stages):
+                reply = await stage.on_reply(exchange, reply)
+        exchange.reply = reply
+        record.status = reply.status
+        if reply.sse:
+            record.response_chunks = [reply.body]
+            tail = reply.body[-4096:]
+            _take_usage(stream_usage(tail), usage)
+            usage[2] = stream_finish_reasons(tail)
+            headers = SSE_HEADERS + head[1:] + reply.headers
+        else:
+            record.response_body = reply.body
+            if reply.status == 200:
+                _take_usage(reply.document(), usage)
+            headers = head + reply.headers
+        await send_bytes(send, reply.status, reply.body, headers)
+
     async def _respond(
-        self, started: Started, send: Send, record: RawTraffic, head: list, usage: list[Any]
+        self,
+        started: Started,
+        send: Send,
+        record: RawTraffic,
+        head: list,
+        usage: list[Any],
+        exchange: Exchange | None = None,
+        stages: Sequence[Stage] = (),
     ) -> None:
         response = started.response
         try:
             body = await response.read()
         finally:
             response.release()
-        record.response_body = body
         status = response.status
+        if stages and exchange is not None:
+            reply = Reply(status, body)
+            for stage in reversed(stages):
+                reply = await stage.on_reply(exchange, reply)
+            exchange.reply = reply
+            status, body = reply.status, reply.body
+            head = head + reply.headers
+        record.response_body = body
         if status == 200:
             try:
                 document = orjson.loads(body)
@@ -165,12 +237,13 @@ class Endpoint:
         head: list,
         t0: float,
         usage: list[Any],
+        filters: Sequence[StreamFilter] = (),
     ) -> None:
         headers = SSE_HEADERS + head[1:] + [(b"x-tollgate-attempts", str(started.attempts).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         record.status = 200
         wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-        outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage)
+        outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage, filters=filters)
         record.response_chunks = outcome.chunks
         tail = b"".join(outcome.chunks[-3:])  # usage and finish reasons travel in the last events
         _take_usage(stream_usage(tail), usage)
@@ -179,6 +252,42 @@ class Endpoint:
             record.ttft_ms = (outcome.first_event_at - t0) * 1000.0
         record.error_class = outcome.error_class
         record.error_message = outcome.error_message
+
+
+def _note_started(record: RawTraffic, started: Started) -> None:
+    record.attempts = started.attempts
+    record.served_model = started.route.name
+    record.deployment = started.deployment.label
+    record.provider = started.deployment.provider
+
+
+async def _run_requests(stages: Sequence[Stage], exchange: Exchange, ran: list[Stage]) -> Reply | None:
+    """Each stage's `on_request` in order until one answers; `ran` collects the stages that ran."""
+    for stage in stages:
+        ran.append(stage)
+        reply = await stage.on_request(exchange)
+        if reply is not None:
+            return reply
+    return None
+
+
+def _stream_filters(stages: Sequence[Stage], exchange: Exchange | None) -> list[StreamFilter]:
+    if exchange is None:
+        return []
+    return [f for stage in stages if (f := stage.stream_filter(exchange)) is not None]
+
+
+def _finish_stages(exchange: Exchange, ran: Sequence[Stage]) -> None:
+    """`on_done` of every stage that ran; a failing stage is logged and never loses the traffic record."""
+    for stage in ran:
+        try:
+            stage.on_done(exchange)
+        except Exception:  # boundary: background bookkeeping must not break the response or the log
+            log.exception("stage %s failed after request %s", stage.name, exchange.record.request_id)
+
+
+def _all_headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("utf-8", "replace") for name, value in scope["headers"]}
 
 
 def _take_usage(document: object, usage: list[Any]) -> None:

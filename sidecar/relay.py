@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import orjson
 
 from sidecar.asgi import Receive, Send
+from sidecar.pipeline import StreamBlocked, StreamFilter
 from sidecar.upstreams.base import UpstreamResponse, UpstreamStreamError, UpstreamTimeoutError
 
 DONE = b"data: [DONE]"
@@ -32,19 +34,24 @@ class StreamOutcome:
         self.client_gone = False
 
 
-def error_event(message: str, code: str) -> bytes:
+def error_event(message: str, code: str, type_: str = "upstream_error") -> bytes:
     """An SSE event carrying an OpenAI-shaped error, sent in place of `[DONE]`."""
-    payload = {"error": {"message": message, "type": "upstream_error", "param": None, "code": code}}
+    payload = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 async def relay_stream(
-    response: UpstreamResponse, send: Send, receive: Receive, *, forward_usage: bool
+    response: UpstreamResponse,
+    send: Send,
+    receive: Receive,
+    *,
+    forward_usage: bool,
+    filters: Sequence[StreamFilter] = (),
 ) -> StreamOutcome:
-    """Copy `response`'s events to the client; stop the upstream if the client goes away."""
+    """Copy `response`'s events to the client through `filters`; stop the upstream if the client goes away."""
     outcome = StreamOutcome()
     watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
-    relay = asyncio.ensure_future(_copy_events(response, send, outcome, forward_usage))
+    relay = asyncio.ensure_future(_copy_events(response, send, outcome, forward_usage, filters))
     try:
         done, _ = await asyncio.wait({watcher, relay}, return_when=asyncio.FIRST_COMPLETED)
         if relay not in done:
@@ -68,7 +75,13 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-async def _copy_events(response: UpstreamResponse, send: Send, outcome: StreamOutcome, forward_usage: bool) -> None:
+async def _copy_events(
+    response: UpstreamResponse,
+    send: Send,
+    outcome: StreamOutcome,
+    forward_usage: bool,
+    filters: Sequence[StreamFilter],
+) -> None:
     pending = b""
     saw_done = False
     try:
@@ -83,6 +96,8 @@ async def _copy_events(response: UpstreamResponse, send: Send, outcome: StreamOu
                 ready = _drop_usage_only_events(ready)
             if DONE in ready:
                 saw_done = True
+            for stream_filter in filters:
+                ready = stream_filter.feed(ready)
             if ready:
                 if outcome.first_event_at is None:
                     outcome.first_event_at = time.perf_counter()
@@ -93,6 +108,9 @@ async def _copy_events(response: UpstreamResponse, send: Send, outcome: StreamOu
     except UpstreamStreamError as exc:
         await _finish_with_error(send, outcome, "stream_error", str(exc), "stream_interrupted")
         return
+    except StreamBlocked as exc:
+        await _finish_with_error(send, outcome, exc.error_class, exc.message, exc.code, "invalid_request_error")
+        return
     if not saw_done:
         await _finish_with_error(
             send, outcome, "stream_error", "upstream stream ended without [DONE]", "stream_incomplete"
@@ -101,10 +119,12 @@ async def _copy_events(response: UpstreamResponse, send: Send, outcome: StreamOu
     await send({"type": "http.response.body", "body": pending, "more_body": False})
 
 
-async def _finish_with_error(send: Send, outcome: StreamOutcome, error_class: str, message: str, code: str) -> None:
+async def _finish_with_error(
+    send: Send, outcome: StreamOutcome, error_class: str, message: str, code: str, type_: str = "upstream_error"
+) -> None:
     outcome.error_class = error_class
     outcome.error_message = message
-    await send({"type": "http.response.body", "body": error_event(message, code), "more_body": False})
+    await send({"type": "http.response.body", "body": error_event(message, code, type_), "more_body": False})
 
 
 def _last_boundary(buffer: bytes) -> int:

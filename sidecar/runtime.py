@@ -29,6 +29,7 @@ class Runtime:
     tracer: Any = None
     traffic: Any = None
     embedded: Any = None
+    stages: list[Any] = field(default_factory=list)
     ready: bool = False
     extra_closers: list[Any] = field(default_factory=list)
 

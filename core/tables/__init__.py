@@ -1,6 +1,7 @@
 """SQLModel tables, one module per domain concept. Schema changes go through Alembic (`core/migrations`)."""
 
 from core.tables.common import utc_now
+from core.tables.reviews import ReviewItem, ReviewItemBase
 from core.tables.rollups import LatencyRollup
 from core.tables.runs import (
     Baseline,
@@ -21,6 +22,8 @@ __all__ = [
     "CaseResultBase",
     "LatencyRollup",
     "PromptVersion",
+    "ReviewItem",
+    "ReviewItemBase",
     "Run",
     "RunBase",
     "RunPublic",

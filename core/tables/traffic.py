@@ -42,6 +42,17 @@ class TrafficRecordBase(SQLModel):
     tpot_ms: float | None = None
     latency_ms: float
     attempts: int = 1
+    key_id: str | None = Field(default=None, max_length=64, index=True, description="Virtual key that made the call")
+    variant: str | None = Field(
+        default=None, max_length=64, description="Release arm that served it: production, canary, shadow or an A/B arm"
+    )
+    experiment: str | None = Field(default=None, max_length=200)
+    shadow_of: str | None = Field(default=None, max_length=64, description="Request id of the call this one mirrored")
+    route_reason: str | None = Field(default=None, max_length=200, description="Why the router chose the model")
+    cache_status: str | None = Field(default=None, max_length=16, description="hit, semantic or miss")
+    guard_events: str | None = Field(default=None, description="JSON list of guard triggers: guard, reason, action")
+    confidence: float | None = None
+    review_reason: str | None = Field(default=None, max_length=500, description="Why the output was flagged for review")
 
 
 class TrafficRecord(TrafficRecordBase, table=True):

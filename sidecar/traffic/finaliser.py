@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import sqlalchemy as sa
 
 from core.pricing import PriceBook
@@ -95,6 +96,15 @@ class RecordFinaliser:
             "tpot_ms": _tpot_ms(raw, tokens_out),
             "latency_ms": float(raw.latency_ms),
             "attempts": int(raw.attempts),
+            "key_id": raw.key_id,
+            "variant": raw.variant,
+            "experiment": raw.experiment,
+            "shadow_of": raw.shadow_of,
+            "route_reason": raw.route_reason,
+            "cache_status": raw.cache_status,
+            "guard_events": orjson.dumps(raw.guard_events).decode() if raw.guard_events else None,
+            "confidence": raw.confidence,
+            "review_reason": raw.review_reason,
         }
         return clip_strings(row)
 

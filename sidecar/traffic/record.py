@@ -55,4 +55,14 @@ class RawTraffic:
     response_chunks: list[bytes] = field(default_factory=list)
     ttft_ms: float | None = None
     attempts: int = 1
-    row_id: str | None = None
+    key_id: str | None = None
+    variant: str | None = None
+    experiment: str | None = None
+    shadow_of: str | None = None
+    route_reason: str | None = None
+    cache_status: str | None = None
+    guard_events: list[dict[str, Any]] | None = None
+    confidence: float | None = None
+    review_reason: str | None = None
+    """`source: reason` (e.g. `guard: pii in output`); the writer turns it into a review queue item."""
+    row_id: str | None = None  # last: the writer wire format builds records positionally, then sets it

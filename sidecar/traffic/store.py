@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.latency import record_latencies
+from core.reviews import queue_reviews
 from core.tables import TrafficRecord
 from sidecar.traffic.record import TrafficRow
 
@@ -28,7 +29,9 @@ def insert_rows(connection: Connection, rows: Sequence[TrafficRow]) -> None:
         return
     statement = _insert_statement(connection.dialect.name).returning(TRAFFIC_TABLE.c.id)
     inserted = set(connection.execute(statement, list(rows)).scalars())
-    record_latencies(connection, (row for row in rows if row["id"] in inserted))
+    stored = [row for row in rows if row["id"] in inserted]
+    record_latencies(connection, stored)
+    queue_reviews(connection, stored)
 
 
 def _insert_statement(dialect: str) -> sa.Insert:

@@ -22,7 +22,7 @@ def test_bad_config_is_one_line_on_stderr(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("sidecar:\n  port: 99999\n")
     result = subprocess.run([sys.executable, "-m", "core.cli", "serve", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60)
+                            check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("tollgate serve: error: ") and "sidecar.port" in result.stderr

@@ -74,13 +74,18 @@ SidecarFactory = Callable[..., tuple[ThreadedSidecar, TrafficCollector]]
 
 @pytest.fixture
 def make_sidecar(tmp_path: Path) -> Iterator[SidecarFactory]:
-    """Start sidecars with the given models; records go to a collector unless `real_traffic=True`."""
+    """Start sidecars with the given models; records go to a collector unless `real_traffic=True`.
+
+    `stages` replaces the pipeline builder: a callable taking the runtime and returning the stages.
+    """
     running: list[ThreadedSidecar] = []
 
-    def factory(models: dict[str, Any], *, real_traffic: bool = False, **overrides: Any):
+    def factory(models: dict[str, Any], *, real_traffic: bool = False, stages: Any = None, **overrides: Any):
         settings = sidecar_settings(tmp_path, models, **overrides)
         collector = TrafficCollector()
-        kwargs = {} if real_traffic else {"traffic_factory": lambda _s: collector}
+        kwargs: dict[str, Any] = {} if real_traffic else {"traffic_factory": lambda _s: collector}
+        if stages is not None:
+            kwargs["stage_factory"] = stages
         sidecar = ThreadedSidecar(settings, **kwargs).start()
         running.append(sidecar)
         return sidecar, collector

@@ -105,7 +105,7 @@ def _mutations(rng: random.Random) -> bytes:
 
 def test_generated_bad_requests_never_cause_a_5xx(sidecar, fake):
     """2,000 generated bad or odd requests: every answer is a well-formed JSON response below 500."""
-    proxy, collector = sidecar
+    proxy, _collector = sidecar
     rng = random.Random(1234)
     statuses: dict[int, int] = {}
     with httpx.Client(base_url=proxy.url, timeout=10) as client:

@@ -9,7 +9,6 @@ import orjson
 import pytest
 
 from sidecar.fake_upstream import FakeUpstreamThread
-
 from tests.sidecar.conftest import TrafficCollector
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hello there friend"}]}

@@ -1,0 +1,1 @@
+"""Settings sections, one module per capability; `core.settings.Settings` assembles them."""

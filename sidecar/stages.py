@@ -1,0 +1,24 @@
+"""The pipeline's stages, assembled in order from settings (see `sidecar.pipeline` for the contract).
+
+Order matters: who may call (access) comes before what is asked (prompt rendering, release arms), which
+comes before checking it (guards), choosing where it goes (routing) and whether it was answered before
+(cache). `on_reply` runs in reverse, so output guards see an answer before the cache stores it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.pipeline import Stage
+
+
+def build_stages(runtime: Any) -> list[Stage]:
+    """The stages the settings ask for; an empty list keeps the request path as lean as a plain proxy."""
+    stages: list[Stage] = []
+    # 1. access: virtual keys, per-key models, rate limits, budgets
+    # 2. prompts served by name, release arms (canary, A/B)
+    # 3. guards: input checks, output validation with fallbacks, stream filters
+    # 4. routing rules, escalation target
+    # 5. response cache (exact and semantic)
+    # 6. shadow mirroring
+    return stages

@@ -19,9 +19,12 @@ from pydantic_settings import (
 )
 
 from core.config.access import AccessSettings
+from core.config.batch import BatchSettings
+from core.config.cache import CacheSettings
 from core.config.dashboard import DashboardSettings
 from core.config.guards import GuardSettings
 from core.config.judges import JudgeSettings
+from core.config.releases import ReleaseSettings
 from core.config.routing import RoutingSettings
 from core.errors import ConfigError
 
@@ -157,7 +160,10 @@ class Settings(BaseSettings):
     judges: JudgeSettings = JudgeSettings()
     guards: GuardSettings = GuardSettings()
     routing: RoutingSettings = RoutingSettings()
+    cache: CacheSettings = CacheSettings()
+    batch: BatchSettings = BatchSettings()
     access: AccessSettings = AccessSettings()
+    releases: ReleaseSettings = ReleaseSettings()
     dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("database_url")

@@ -13,6 +13,7 @@ from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_er
 from sidecar.errors import MethodNotAllowed, NotFound, NotReady
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
+from sidecar.routes import build_extra_routes
 from sidecar.runtime import Runtime, build_routes, create_runtime_session, needs_embedded
 from sidecar.stages import build_stages
 
@@ -49,6 +50,12 @@ class SidecarApp:
                 return
             await endpoint(scope, receive, send)
             return
+        runtime = self.runtime
+        if runtime is not None and runtime.extra_routes:
+            for route in runtime.extra_routes:
+                if route.matches(path):
+                    await route(scope, receive, send)
+                    return
         if scope["method"] != "GET":
             await send_error(send, NotFound(f"no route for {scope['method']} {path}"))
             return
@@ -128,6 +135,7 @@ class SidecarApp:
         runtime.metrics = build_metrics(runtime)
         runtime.tracer = self._make_tracer()
         runtime.stages = self._stage_factory(runtime)
+        runtime.extra_routes = build_extra_routes(runtime)
         self.runtime = runtime
         self._endpoints = make_endpoints(runtime)
         runtime.ready = True

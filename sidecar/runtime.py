@@ -30,6 +30,7 @@ class Runtime:
     traffic: Any = None
     embedded: Any = None
     stages: list[Any] = field(default_factory=list)
+    extra_routes: list[Any] = field(default_factory=list)
     ready: bool = False
     extra_closers: list[Any] = field(default_factory=list)
 

@@ -1,9 +1,15 @@
-"""Virtual keys, rate limits, budgets, cost alerts and releases (labels, canary, shadow, A/B)."""
+"""Virtual keys, rate limits, budgets and cost alerts."""
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from core.config.base import Section
 
 
 class AccessSettings(Section):
-    """Virtual keys, rate limits, budgets, cost alerts and releases (labels, canary, shadow, A/B)."""
+    """Virtual keys, rate limits, budgets and cost alerts."""
+
+    admin_key_env: str = Field(
+        default="TOLLGATE_ADMIN_KEY", description="Environment variable holding the admin API key; unset = admin API off"
+    )

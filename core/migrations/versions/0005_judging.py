@@ -1,4 +1,4 @@
-"""judge scores, judge cache and calibration (issue: LLM judges)
+"""judge scores, judge cache and calibration
 
 Revision ID: 0005
 Revises: 0004

@@ -1,4 +1,4 @@
-"""guard tables (issue: guardrails)
+"""guard tables
 
 Revision ID: 0006
 Revises: 0005

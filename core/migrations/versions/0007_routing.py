@@ -1,4 +1,4 @@
-"""response cache, files and batch jobs (issue: routing and caching)
+"""response cache, files and batch jobs
 
 Revision ID: 0007
 Revises: 0006

@@ -1,4 +1,4 @@
-"""keys, budgets, cost rollups, alerts, releases, feedback and audit (issue: cost and releases)
+"""virtual keys, budgets, cost rollups and alerts
 
 Revision ID: 0008
 Revises: 0007

@@ -1,0 +1,15 @@
+"""Show and move release labels: promote, canary, shadow, rollback (gate-checked)."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import TollgateError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("args", nargs="*")
+
+
+def run(args: argparse.Namespace) -> int:
+    raise TollgateError("this command is not built yet")

@@ -10,7 +10,7 @@ import argparse
 import random
 import time
 
-from harness import embeddings
+from core import embeddings
 
 WORDS = [
     *("booking", "hotel", "flight", "refund", "cancel", "tomorrow", "price", "guest", "room", "night"),

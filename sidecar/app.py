@@ -147,6 +147,8 @@ class SidecarApp:
         if runtime is None:
             return
         runtime.ready = False
+        for close in reversed(runtime.extra_closers):  # stages' background tasks, then what they used
+            await close()
         if runtime.traffic is not None:
             await runtime.traffic.aclose()
         await runtime.session.close()

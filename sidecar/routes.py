@@ -21,6 +21,9 @@ def build_extra_routes(runtime: Any) -> list[PrefixRoute]:
     """The routers the settings ask for, in match order."""
     routes: list[PrefixRoute] = []
     # admin API: keys, alerts (access); labels, rollouts (releases)
+    from sidecar.admin import build_admin_router
+
+    routes.append(build_admin_router(runtime))
     # /v1/feedback (releases)
     # /v1/files, /v1/batches (batch jobs)
     return routes

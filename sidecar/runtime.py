@@ -33,6 +33,7 @@ class Runtime:
     extra_routes: list[Any] = field(default_factory=list)
     ready: bool = False
     extra_closers: list[Any] = field(default_factory=list)
+    database: Any = None
 
 
 def needs_embedded(settings: Settings) -> bool:

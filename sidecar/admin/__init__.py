@@ -1,1 +1,44 @@
-"""The admin API (`/admin/...`): keys, labels, rollouts and alerts, behind the admin key."""
+"""The admin API (`/admin/...`): keys, labels, rollouts and alerts, behind the admin key.
+
+`build_admin_router(runtime)` makes the one `/admin` router; each capability adds its routes in it with an
+`add_*_routes(router, runtime)` function. Handlers may use the database (they are not on the proxy path):
+`runtime_engine(runtime)` is the sidecar's engine, opened once and disposed on shutdown; run blocking calls
+with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from sidecar.admin.router import JsonRouter
+
+
+def build_admin_router(runtime: Any) -> JsonRouter:
+    """The `/admin` router with every capability's routes; every route needs the admin key."""
+    from sidecar.admin.keys import add_key_routes
+
+    router = JsonRouter("/admin", admin_key=runtime.settings.access.admin_key(), require_key=True)
+    add_key_routes(router, runtime)
+    # releases: labels, rollouts, audit
+    return router
+
+
+def runtime_engine(runtime: Any) -> Engine:
+    """The sidecar's database engine (created and migrated on first use, at start-up; disposed on shutdown).
+
+    Never call this from the request path: the first call migrates the database.
+    """
+    engine = getattr(runtime, "database", None)
+    if engine is None:
+        from core.database import open_database
+
+        engine = open_database(runtime.settings.resolved_database_url)
+        runtime.database = engine
+
+        async def dispose() -> None:
+            engine.dispose()
+
+        runtime.extra_closers.append(dispose)
+    return engine

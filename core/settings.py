@@ -58,6 +58,9 @@ class Deployment(_Frozen):
     model: str | None = Field(default=None, description="Model name the upstream expects; default: the public name")
     api_key_env: str | None = Field(default=None, description="Name of the environment variable holding the key")
     timeout_s: float | None = Field(default=None, gt=0)
+    max_in_flight: int | None = Field(default=None, ge=1, description="Admission limit; None = unlimited")
+    queue_size: int = Field(default=64, ge=0, description="Requests waiting for a slot before 503s")
+    queue_timeout_s: float = Field(default=10.0, gt=0, description="Longest wait for a slot before a 503")
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> Deployment:

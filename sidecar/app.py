@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from core.settings import Settings
+from sidecar.admission import build_admission
 from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
 from sidecar.errors import MethodNotAllowed, NotFound, NotReady
 from sidecar.forwarding import Forwarder
@@ -128,7 +129,7 @@ class SidecarApp:
                 await embedded.stop()
             raise
         runtime = Runtime(settings=settings, session=session, routes=routes, embedded=embedded)
-        runtime.forwarder = Forwarder(routes, settings.sidecar)
+        runtime.forwarder = Forwarder(routes, settings.sidecar, admission=build_admission(settings))
         if settings.traffic.enabled:
             runtime.traffic = self._make_traffic()
             runtime.traffic.start()
@@ -210,6 +211,12 @@ def build_metrics(runtime: Runtime) -> Any:
                       ("model", "deployment"))
     metrics.add_state("tollgate_upstream_up", "1 when the deployment is not cooling down after failures", healthy,
                       ("model", "deployment"))
+    admission = runtime.forwarder.admission if runtime.forwarder is not None else None
+    if admission is not None:
+        metrics.add_state("tollgate_admission_queue_depth", "Requests waiting for a deployment slot",
+                          admission.depths, ("deployment",))
+        metrics.add_state("tollgate_admission_refused", "Requests refused with 503 since start, by reason",
+                          admission.refusals, ("deployment", "reason"))
     return metrics
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from core.settings import SidecarSettings
+from sidecar.admission import Admission
 from sidecar.errors import ModelNotFound, SidecarError, UpstreamError, UpstreamTimeout
 from sidecar.upstreams.base import (
     Timeouts,
@@ -42,8 +43,11 @@ class Started:
 class Forwarder:
     """Opens upstream responses for requests, following the retry and fallback policy."""
 
-    def __init__(self, routes: dict[str, LiveRoute], settings: SidecarSettings) -> None:
+    def __init__(
+        self, routes: dict[str, LiveRoute], settings: SidecarSettings, admission: Admission | None = None
+    ) -> None:
         self.routes = routes
+        self.admission = admission
         self._settings = settings
         self._timeouts = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
 
@@ -84,6 +88,9 @@ class Forwarder:
         timeouts = self._timeouts
         if deployment.timeout_s is not None:
             timeouts = Timeouts(timeouts.connect_s, deployment.timeout_s, timeouts.idle_s)
+        gate = self.admission.gate(deployment.label) if self.admission is not None else None
+        if gate is not None:
+            await gate.enter(deployment)  # a full queue or a passed deadline raises Overloaded (503)
         deployment.outstanding += 1
         try:
             response = await deployment.client.send(path, request_body, request_payload, timeouts)

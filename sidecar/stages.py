@@ -20,5 +20,9 @@ def build_stages(runtime: Any) -> list[Stage]:
     # 3. guards: input checks, output validation with fallbacks, stream filters
     # 4. routing rules, escalation target
     # 5. response cache (exact and semantic)
+    if runtime.settings.cache.enabled:
+        from sidecar.cache import build_cache_stage  # numpy and the embedding model only when caching
+
+        stages.append(build_cache_stage(runtime))
     # 6. shadow mirroring
     return stages

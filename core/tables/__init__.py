@@ -1,5 +1,7 @@
 """SQLModel tables, one module per domain concept. Schema changes go through Alembic (`core/migrations`)."""
 
+from core.tables.batches import BatchFile, BatchJob
+from core.tables.cache import CacheEntryRow
 from core.tables.common import utc_now
 from core.tables.reviews import ReviewItem, ReviewItemBase
 from core.tables.rollups import LatencyRollup
@@ -18,6 +20,9 @@ from core.tables.traffic import TrafficRecord, TrafficRecordBase, TrafficRecordP
 __all__ = [
     "Baseline",
     "BaselinePublic",
+    "BatchFile",
+    "BatchJob",
+    "CacheEntryRow",
     "CaseResult",
     "CaseResultBase",
     "LatencyRollup",

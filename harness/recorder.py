@@ -100,6 +100,8 @@ class Recorder:
         self.current = RunData(meta=store.get_run(self.run_id), cases=self._summaries)
         self._summarise_suites(self.current)
         gate_failed = self._compare()
+        for row in self.comparison.rows if self.comparison is not None else ():
+            self._suites[row.suite]["verdict"] = row.verdict  # kept with the run: the release gate reads it
         self._save_outputs()
         failed_floor = any(summary.get("below_min_score") for summary in self._suites.values())
         if self.options.gate and (gate_failed or failed_floor) and exit_status == 0:

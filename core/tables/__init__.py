@@ -3,6 +3,14 @@
 from core.tables.batches import BatchFile, BatchJob
 from core.tables.cache import CacheEntryRow
 from core.tables.common import utc_now
+from core.tables.releases import (
+    Experiment,
+    Feedback,
+    PromptSource,
+    ReleaseAudit,
+    ReleaseLabel,
+    ReleaseRevision,
+)
 from core.tables.reviews import ReviewItem, ReviewItemBase
 from core.tables.rollups import LatencyRollup
 from core.tables.runs import (
@@ -25,8 +33,14 @@ __all__ = [
     "CacheEntryRow",
     "CaseResult",
     "CaseResultBase",
+    "Experiment",
+    "Feedback",
     "LatencyRollup",
+    "PromptSource",
     "PromptVersion",
+    "ReleaseAudit",
+    "ReleaseLabel",
+    "ReleaseRevision",
     "ReviewItem",
     "ReviewItemBase",
     "Run",

@@ -1,5 +1,6 @@
 """SQLModel tables, one module per domain concept. Schema changes go through Alembic (`core/migrations`)."""
 
+from core.tables.access import Budget, CostAlert, CostRollup, VirtualKey, VirtualKeyBase
 from core.tables.batches import BatchFile, BatchJob
 from core.tables.cache import CacheEntryRow
 from core.tables.common import utc_now
@@ -30,9 +31,12 @@ __all__ = [
     "BaselinePublic",
     "BatchFile",
     "BatchJob",
+    "Budget",
     "CacheEntryRow",
     "CaseResult",
     "CaseResultBase",
+    "CostAlert",
+    "CostRollup",
     "Experiment",
     "Feedback",
     "LatencyRollup",
@@ -49,5 +53,7 @@ __all__ = [
     "TrafficRecord",
     "TrafficRecordBase",
     "TrafficRecordPublic",
+    "VirtualKey",
+    "VirtualKeyBase",
     "utc_now",
 ]

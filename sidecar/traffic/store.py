@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.costs import record_costs
 from core.latency import record_latencies
 from core.reviews import queue_reviews
 from core.tables import TrafficRecord
@@ -22,7 +23,7 @@ def insert_rows(connection: Connection, rows: Sequence[TrafficRow]) -> None:
     """Insert `rows` in one executemany; ids already present are skipped (ON CONFLICT (id) DO NOTHING).
 
     This makes re-sending a batch whose commit was uncertain, or replaying a spool file twice, harmless.
-    The latency rollups are updated in the same transaction, from the rows actually inserted only
+    The latency and cost rollups are updated in the same transaction, from the rows actually inserted only
     (RETURNING id yields nothing for a skipped row), so a replay never counts a request twice.
     """
     if not rows:
@@ -31,6 +32,7 @@ def insert_rows(connection: Connection, rows: Sequence[TrafficRow]) -> None:
     inserted = set(connection.execute(statement, list(rows)).scalars())
     stored = [row for row in rows if row["id"] in inserted]
     record_latencies(connection, stored)
+    record_costs(connection, stored)
     queue_reviews(connection, stored)
 
 

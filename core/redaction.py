@@ -1,28 +1,53 @@
-"""PII redaction for logged text: e-mail addresses, phone numbers and payment card numbers.
+"""PII detection and redaction: e-mails, phones, payment cards, IBANs, national ids and IP addresses.
 
-Built to run on every logged body, so each kind has a cheap pre-check (`'@' in text`, a digit run)
-before its regular expression runs. Matches are replaced with `[EMAIL]`, `[PHONE]` and `[CARD]`.
+Built to run on every logged body, so each kind has a cheap pre-check (`'@' in text`, a digit run, a `.`
+or `:`) before its regular expression runs. `find_pii` returns the matches with their kind and position;
+`redact_pii` replaces them with `[EMAIL]`, `[PHONE]`, `[CARD]`, `[IBAN]`, `[NATIONAL_ID]` and `[IP]`.
 
-Phone numbers need phone-like structure (a leading `+country`, a trunk `0` with grouped digits, or the
-North American `(555) 123-4567` shape) so that years, prices, dates and plain ids are left alone.
-Card numbers are 13-19 digits, optionally grouped by single spaces or dashes, and must pass the Luhn check.
+Checks that keep ordinary numbers alone:
+- phones need phone-like structure (a leading `+country`, a trunk `0` with grouped digits, or the North
+  American `(555) 123-4567` shape), so years, prices, dates and plain ids are left alone;
+- cards are 13-19 digits, optionally grouped by single spaces or dashes, and must pass the Luhn check;
+- IBANs are a country code, two check digits and 11-30 letters or digits (spaces allowed between groups of
+  four) that must pass the ISO 13616 mod-97 check;
+- national ids are US social security numbers in their dashed form (area, group and serial ranges that are
+  never issued are skipped) and UK National Insurance numbers (the prefixes never issued are skipped);
+- IPv4 addresses need four octets of at most 255; IPv6 addresses must parse as such.
+
+Bodies are logged as raw JSON, so a match may follow an escape such as `\\n`: the lookbehinds allow that.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 EMAIL_PLACEHOLDER = "[EMAIL]"
 PHONE_PLACEHOLDER = "[PHONE]"
 CARD_PLACEHOLDER = "[CARD]"
+IBAN_PLACEHOLDER = "[IBAN]"
+NATIONAL_ID_PLACEHOLDER = "[NATIONAL_ID]"
+IP_PLACEHOLDER = "[IP]"
+
+PLACEHOLDERS: dict[str, str] = {
+    "email": EMAIL_PLACEHOLDER,
+    "phone": PHONE_PLACEHOLDER,
+    "card": CARD_PLACEHOLDER,
+    "iban": IBAN_PLACEHOLDER,
+    "national_id": NATIONAL_ID_PLACEHOLDER,
+    "ip": IP_PLACEHOLDER,
+}
+PII_KINDS: tuple[str, ...] = tuple(PLACEHOLDERS)
+
+_AFTER_ESCAPE = r"(?<=\\[nrt])"
 
 _EMAIL = re.compile(
     r"(?:(?<![\w.%+\\-])|(?<=\\[nrt]))[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
 )
 
-# Bodies are logged as raw JSON, so a match may follow an escape such as `\n`: the lookbehinds allow that.
 # 13-19 digits, groups separated by at most one space or dash; never glued to other digits or letters.
 _CARD = re.compile(r"(?:(?<![\w.,\\-])|(?<=\\[nrt]))\d(?:[ -]?\d){12,18}(?![\w]|[.,-]\d)")
 
@@ -39,6 +64,20 @@ _PHONE = re.compile(
     r")(?![\w]|[.,-]\d)"
 )
 
+# US SSN (dashed): area 001-899 except 666, group 01-99, serial 0001-9999.
+_SSN = re.compile(
+    r"(?:(?<![\w-])|(?<=\\[nrt]))(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w]|-\d)"
+)
+# UK National Insurance number: two prefix letters (some never issued), six digits, suffix A-D.
+_NINO = re.compile(
+    r"(?:(?<![\w])|(?<=\\[nrt]))(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?!\w)"
+)
+# Country code, check digits, then groups (single spaces allowed between characters); checked by mod 97.
+_IBAN = re.compile(r"(?:(?<![\w])|(?<=\\[nrt]))[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![\w])")
+_IPV4 = re.compile(r"(?:(?<![\w.])|(?<=\\[nrt]))(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6 = re.compile(r"(?:(?<![\w:.])|(?<=\\[nrt]))[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+
 _PHONE_MIN_DIGITS = 8
 _PHONE_MAX_DIGITS = 15
 # A run of 8+ digits joined by short separator runs: every phone or card match lies inside one (plus a
@@ -47,39 +86,75 @@ _PHONE_MAX_DIGITS = 15
 _NUMBER_RUN = re.compile(r"[0-9](?:[ ().\-/]{0,3}[0-9]){7,}")
 _WINDOW_BEFORE = 3  # room for `+`/`(` and the character the lookbehinds inspect
 _WINDOW_AFTER = 2  # room for the lookaheads
+_MAX_PASSES = 3  # a replacement can expose a new match at its border; stop at a fixpoint
 
-_Decision = Callable[[re.Match[str]], "str | None"]
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    """One detected value: its kind (a key of `PLACEHOLDERS`) and where it sits in the text."""
+
+    kind: str
+    start: int
+    end: int
+    value: str
 
 
-def redact_pii(text: str) -> tuple[str, int]:
-    """Replace e-mails, phone numbers and card numbers in `text`; return the new text and the count."""
-    count = 0
-    if "@" in text:
-        text, count = _EMAIL.subn(EMAIL_PLACEHOLDER, text)
-    runs = list(_NUMBER_RUN.finditer(text))
-    if not runs:
-        return text, count
+def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[PiiMatch]:
+    """Every PII value in `text`, in order, without overlaps (a card wins over a phone inside it)."""
+    wanted = frozenset(kinds)
+    found: list[PiiMatch] = []
+    if "email" in wanted and "@" in text:
+        _collect(found, "email", _EMAIL, text, 0, None)
+    if "iban" in wanted:
+        _collect(found, "iban", _IBAN, text, 0, _iban_end)
+    if "national_id" in wanted:
+        if "-" in text:
+            _collect(found, "national_id", _SSN, text, 0, None)
+        _collect(found, "national_id", _NINO, text, 0, None)
+    if "ip" in wanted:
+        if "." in text:
+            _collect(found, "ip", _IPV4, text, 0, _ipv4_end)
+        if ":" in text:
+            _collect(found, "ip", _IPV6, text, 0, _ipv6_end)
+    if "card" in wanted or "phone" in wanted:
+        for run in _NUMBER_RUN.finditer(text):
+            start = max(run.start() - _WINDOW_BEFORE, 0)
+            window = text[start : run.end() + _WINDOW_AFTER]
+            if "card" in wanted:
+                _collect(found, "card", _CARD, window, start, _card_end)
+            if "phone" in wanted:
+                _collect(found, "phone", _PHONE, window, start, _phone_end)
+    found.sort(key=lambda match: match.start)
+    return found
+
+
+def redact_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> tuple[str, int]:
+    """Replace the PII in `text` by placeholders; return the new text and how many values were replaced.
+
+    Redacting redacted text changes nothing: the placeholders contain no PII, and the text is scanned again
+    after a replacement until nothing more is found.
+    """
+    kinds = tuple(kinds)
+    total = 0
+    for _ in range(_MAX_PASSES):
+        matches = find_pii(text, kinds)
+        if not matches:
+            break
+        text = replace_matches(text, matches, lambda match: PLACEHOLDERS[match.kind])
+        total += len(matches)
+    return text, total
+
+
+def replace_matches(text: str, matches: list[PiiMatch], replacement: Callable[[PiiMatch], str]) -> str:
+    """`text` with each (ordered, non-overlapping) match replaced by `replacement(match)`."""
     pieces: list[str] = []
     done = 0
-    for run in runs:
-        start = max(run.start() - _WINDOW_BEFORE, done)
-        end = min(run.end() + _WINDOW_AFTER, len(text))
-        window, found = _redact_numbers(text[start:end])
-        if found:
-            pieces.append(text[done:start])
-            pieces.append(window)
-            done = end
-            count += found
-    if not pieces:
-        return text, count
+    for match in matches:
+        pieces.append(text[done : match.start])
+        pieces.append(replacement(match))
+        done = match.end
     pieces.append(text[done:])
-    return "".join(pieces), count
-
-
-def _redact_numbers(window: str) -> tuple[str, int]:
-    window, cards = _replace(_CARD, window, _card_or_none)
-    window, phones = _replace(_PHONE, window, _phone_or_none)
-    return window, cards + phones
+    return "".join(pieces)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -93,30 +168,71 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card_or_none(match: re.Match[str]) -> str | None:
+def iban_valid(candidate: str) -> bool:
+    """True when `candidate` (spaces allowed) passes the IBAN mod-97 check."""
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34 or not compact.isalnum() or not compact.isascii():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(char, 36)) for char in rearranged)
+    return int(number) % 97 == 1
+
+
+# --- decisions: given a candidate match, the end of the value to take (or None to skip it) ---
+
+_Decide = Callable[[re.Match[str]], "int | None"]
+
+
+def _collect(
+    found: list[PiiMatch], kind: str, pattern: re.Pattern[str], text: str, offset: int, decide: _Decide | None
+) -> None:
+    for match in pattern.finditer(text):
+        end = match.end() if decide is None else decide(match)
+        if end is None:
+            continue
+        start, end = match.start() + offset, end + offset
+        if any(start < other.end and other.start < end for other in found):
+            continue
+        found.append(PiiMatch(kind, start, end, match.string[match.start() : end - offset]))
+
+
+def _iban_end(match: re.Match[str]) -> int | None:
+    # The greedy pattern may take a following upper-case word along; drop trailing groups until valid.
+    value = match.group()
+    while len(value.replace(" ", "")) >= 15:
+        if iban_valid(value):
+            return match.start() + len(value)
+        cut = value.rfind(" ")
+        if cut < 0:
+            return None
+        value = value[:cut]
+    return None
+
+
+def _card_end(match: re.Match[str]) -> int | None:
     digits = match.group().replace(" ", "").replace("-", "")
-    if 13 <= len(digits) <= 19 and luhn_valid(digits):
-        return CARD_PLACEHOLDER
-    return None
+    return match.end() if 13 <= len(digits) <= 19 and luhn_valid(digits) else None
 
 
-def _phone_or_none(match: re.Match[str]) -> str | None:
+def _phone_end(match: re.Match[str]) -> int | None:
     digits = sum(map(str.isdigit, match.group()))
-    if _PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS:
-        return PHONE_PLACEHOLDER
+    return match.end() if _PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS else None
+
+
+def _ipv4_end(match: re.Match[str]) -> int | None:
+    octets = match.group().split(".")
+    if all(len(octet) == 1 or octet[0] != "0" for octet in octets) and all(int(o) <= 255 for o in octets):
+        return match.end()
     return None
 
 
-def _replace(pattern: re.Pattern[str], text: str, decide: _Decision) -> tuple[str, int]:
-    """`re.subn` where `decide` may keep a candidate match unchanged (returns None)."""
-    count = 0
-
-    def substitute(match: re.Match[str]) -> str:
-        nonlocal count
-        replacement = decide(match)
-        if replacement is None:
-            return match.group()
-        count += 1
-        return replacement
-
-    return pattern.sub(substitute, text), count
+def _ipv6_end(match: re.Match[str]) -> int | None:
+    value = match.group()
+    groups = [group for group in value.split(":") if group]
+    if len(groups) < 3 and max(map(len, groups), default=0) < 3:
+        return None  # `fe80::1` passes, `a::b` (C++ scopes, times) does not
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return None
+    return match.end()

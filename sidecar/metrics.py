@@ -63,6 +63,8 @@ class SidecarMetrics:
                                 ("model",), registry=self.registry)
         self.attempts = Counter("tollgate_upstream_retries", "Extra upstream attempts (retries and fallbacks)",
                                 ("model",), registry=self.registry)
+        self.guards = Counter("tollgate_guard_triggers", "Guard triggers by guard, reason and action",
+                              ("guard", "reason", "action"), registry=self.registry)
         self._segment = _CappedLabel(MAX_CLIENT_LABEL_VALUES)
         self._prompt = _CappedLabel(MAX_CLIENT_LABEL_VALUES)
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -100,6 +102,10 @@ class SidecarMetrics:
         else:
             cost = ((tokens_in or 0) * price.input_per_mtok + (tokens_out or 0) * price.output_per_mtok) / 1e6
             self._child(self.cost, model).inc(cost)
+
+    def guard_triggered(self, guard: str, reason: str, action: str) -> None:
+        """Count one guard trigger (labels come from configuration and fixed reason codes, not clients)."""
+        self._child(self.guards, guard, reason, action).inc()
 
     def add_state(self, name: str, documentation: str, read: Callable[[], dict[tuple[str, ...], float]],
                   labels: tuple[str, ...]) -> None:

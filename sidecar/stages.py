@@ -18,6 +18,10 @@ def build_stages(runtime: Any) -> list[Stage]:
     # 1. access: virtual keys, per-key models, rate limits, budgets
     # 2. prompts served by name, release arms (canary, A/B)
     # 3. guards: input checks, output validation with fallbacks, stream filters
+    if runtime.settings.guards.active:
+        from sidecar.guards.stage import build_guard_stage
+
+        stages.append(build_guard_stage(runtime))
     # 4. routing rules, escalation target
     # 5. response cache (exact and semantic)
     if runtime.settings.cache.enabled:

@@ -43,7 +43,7 @@ def test_pii_is_replaced(text: str, expected: str) -> None:
         "In 2024 the plan cost $1,234.56 (was 999.99).",
         "order id 123456789012 and ref 20240115",
         "dates 2024-01-15, 01-15-2024, 02.03.2024 at 10:30:00",
-        "uuid 550e8400-e29b-41d4-a716-446655440000, version 1.2.3, ip 192.168.1.10",
+        "uuid 550e8400-e29b-41d4-a716-446655440000, version 1.2.3, build 1.2.3.4567",
         "ranges 1999-2024, pages 100-200, +5 points, pi 3.14159265358979",
         "epoch 1700000000.123456 and millis 1700000000123",
         "card-like but Luhn-invalid 4111 1111 1111 1112",

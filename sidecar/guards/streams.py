@@ -1,0 +1,176 @@
+"""Output guards on a stream, applied to events as they pass, never holding the whole answer.
+
+- PII in the answer is redacted (or masked values restored) through a look-back buffer: the last
+  `lookback` characters of text are held until more text shows they do not start a PII value (every kind is
+  shorter than the buffer), and a value is never cut at the release point. Held text goes out with the next
+  events, at the latest with the finish event.
+- Checks that need the whole answer (semantic categories, schema, confidence) run when `[DONE]` arrives,
+  before it is passed on; one that fails raises `StreamBlocked`, so the client gets an error event instead
+  of `[DONE]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from core.redaction import find_pii, redact_pii
+from sidecar.guards.confidence import LogprobTally
+from sidecar.guards.pii import MAX_TOKEN_CHARS, Masker
+
+EndCheck = Callable[[str, LogprobTally], None]
+"""Called with the answer's text and logprob tally at `[DONE]`; raises `StreamBlocked` to end the stream."""
+PiiFound = Callable[[str], None]
+"""Called with released text that contained PII before it was redacted (may raise `StreamBlocked`)."""
+
+
+class LookBack:
+    """Holds the tail of a streamed text so PII values and mask tokens are never released half-seen."""
+
+    def __init__(self, lookback: int, kinds: Sequence[str], redact: bool, masker: Masker | None,
+                 found: PiiFound | None) -> None:
+        self.lookback = lookback
+        self.kinds = tuple(kinds)
+        self.redact = redact
+        self.masker = masker
+        self.found = found
+        self.pending = ""
+
+    def push(self, text: str) -> str:
+        """Add text; return what can be released now (already redacted/restored)."""
+        self.pending += text
+        cut = len(self.pending) - self.lookback
+        if cut <= 0:
+            return ""
+        return self._release(cut)
+
+    def flush(self) -> str:
+        """Release everything held (the answer is complete)."""
+        return self._release(len(self.pending)) if self.pending else ""
+
+    def _release(self, cut: int) -> str:
+        pending = self.pending
+        if self.kinds:
+            for match in find_pii(pending, self.kinds):
+                if match.start < cut < match.end:
+                    cut = match.start  # never release part of a value
+        if self.masker is not None:
+            opening = pending.rfind("[", max(0, cut - MAX_TOKEN_CHARS), cut)
+            if opening >= 0 and "]" not in pending[opening:cut]:
+                cut = opening  # a mask token may be cut in half here: keep it whole
+        released, self.pending = pending[:cut], pending[cut:]
+        if self.masker is not None:
+            released = self.masker.restore(released)
+        if self.kinds and released:
+            redacted, count = redact_pii(released, self.kinds)
+            if count:
+                if self.found is not None:
+                    self.found(released)
+                if self.redact:
+                    released = redacted
+        return released
+
+
+class GuardStreamFilter:
+    """The guard stage's stream filter for one request (see the module docstring)."""
+
+    def __init__(self, lookback: LookBack | None, end_checks: Sequence[EndCheck], tally: LogprobTally | None,
+                 strip_logprobs: bool) -> None:
+        self.lookback = lookback
+        self.end_checks = list(end_checks)
+        self.tally = tally
+        self.strip_logprobs = strip_logprobs
+        self.keep_text = bool(end_checks)
+        self.text: list[str] = []
+        self._last: dict[str, Any] | None = None
+        self._done = False
+
+    def feed(self, events: bytes) -> bytes:
+        if b"\r\n" in events:
+            events = events.replace(b"\r\n", b"\n")
+        out: list[bytes] = []
+        for event in events.split(b"\n\n"):
+            if not event.strip():
+                continue
+            if event.startswith(b"data: [DONE]"):
+                out.extend(self._finish())
+                out.append(event + b"\n\n")
+            elif event.startswith(b"data: {"):
+                out.append(self._event(event))
+            else:
+                out.append(event + b"\n\n")
+        return b"".join(out)
+
+    def _event(self, event: bytes) -> bytes:
+        try:
+            document = orjson.loads(event[6:])
+        except orjson.JSONDecodeError:
+            return event + b"\n\n"
+        choices = document.get("choices") if isinstance(document, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return event + b"\n\n"
+        choice = choices[0]
+        self._last = document
+        changed = False
+        if self.tally is not None:
+            self.tally.add_choice(choice)
+            if self.strip_logprobs and choice.get("logprobs") is not None:
+                choice["logprobs"] = None
+                changed = True
+        holder, key = _text_slot(choice)
+        text = holder.get(key) if holder is not None else None
+        if isinstance(text, str) and text:
+            if self.keep_text:
+                self.text.append(text)
+            if self.lookback is not None:
+                holder[key] = self.lookback.push(text)  # type: ignore[index]
+                changed = True
+        if choice.get("finish_reason") and self.lookback is not None:
+            rest = self.lookback.flush()
+            if rest:
+                slot, name = holder, key
+                if slot is None:
+                    slot = choice.setdefault("delta", {})
+                    name = "content"
+                slot[name] = (slot.get(name) or "") + rest
+                changed = True
+        return b"data: " + orjson.dumps(document) + b"\n\n" if changed else event + b"\n\n"
+
+    def _finish(self) -> list[bytes]:
+        """Before `[DONE]`: the held text, then the whole-answer checks (which may end the stream)."""
+        if self._done:
+            return []
+        self._done = True
+        out: list[bytes] = []
+        if self.lookback is not None:
+            rest = self.lookback.flush()
+            if rest:
+                out.append(self._carrier(rest))
+        if self.end_checks:
+            text = "".join(self.text)
+            tally = self.tally or LogprobTally()
+            for check in self.end_checks:
+                check(text, tally)
+        return out
+
+    def _carrier(self, text: str) -> bytes:
+        """An event carrying held-back text, shaped like the stream's other events."""
+        base = dict(self._last or {})
+        if base.get("object") == "text_completion":
+            choice: dict[str, Any] = {"index": 0, "text": text, "logprobs": None, "finish_reason": None}
+        else:
+            choice = {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+        base["choices"] = [choice]
+        base.pop("usage", None)
+        return b"data: " + orjson.dumps(base) + b"\n\n"
+
+
+def _text_slot(choice: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        return delta, "content"
+    if "text" in choice:
+        return choice, "text"
+    return None, "content"

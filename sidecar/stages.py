@@ -16,6 +16,10 @@ def build_stages(runtime: Any) -> list[Stage]:
     """The stages the settings ask for; an empty list keeps the request path as lean as a plain proxy."""
     stages: list[Stage] = []
     # 1. access: virtual keys, per-key models, rate limits, budgets
+    from sidecar.access import build_access_stage
+
+    if (access := build_access_stage(runtime)) is not None:
+        stages.append(access)
     # 2. prompts served by name, release arms (canary, A/B)
     # 3. guards: input checks, output validation with fallbacks, stream filters
     if runtime.settings.guards.active:

@@ -26,4 +26,8 @@ def build_extra_routes(runtime: Any) -> list[PrefixRoute]:
     routes.append(build_admin_router(runtime))
     # /v1/feedback (releases)
     # /v1/files, /v1/batches (batch jobs)
+    if runtime.settings.batch.enabled:
+        from sidecar.batch import build_batch_routes
+
+        routes.extend(build_batch_routes(runtime))
     return routes

@@ -1,0 +1,175 @@
+"""`/v1/files`: multipart upload of batch input (JSONL, `purpose=batch`), file objects and their contents.
+
+Uploads are parsed as they arrive (python-multipart) and written straight to disk, so a 100 MB file never
+sits in memory; the size limit is `batch.max_file_bytes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from sidecar.asgi import JSON_HEADERS, ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
+from sidecar.batch.store import BatchStore, file_document
+from sidecar.errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SidecarError
+
+PREFIX = "/v1/files"
+CHUNK = 256 * 1024
+
+
+class FilesRoute:
+    """The `/v1/files` endpoints (an ASGI callable with `matches`)."""
+
+    def __init__(self, store: BatchStore, max_bytes: int) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+
+    def matches(self, path: str) -> bool:
+        return path == PREFIX or path.startswith(PREFIX + "/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._dispatch(scope, receive, send)
+        except SidecarError as error:
+            await send_error(send, error)
+        except ClientDisconnected:
+            return
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        segments = [s for s in scope["path"][len(PREFIX):].split("/") if s]
+        method = scope["method"]
+        if not segments:
+            if method == "POST":
+                document = await self._upload(scope, receive)
+                await send_bytes(send, 200, orjson.dumps(document), JSON_HEADERS)
+            elif method == "GET":
+                rows = await asyncio.to_thread(self.store.list_files, 100)
+                body = {"object": "list", "data": [file_document(row) for row in rows]}
+                await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
+            else:
+                raise MethodNotAllowed(f"{PREFIX} accepts GET and POST, not {method}")
+            return
+        if method != "GET":
+            raise MethodNotAllowed(f"{scope['path']} accepts GET, not {method}")
+        row = await asyncio.to_thread(self.store.get_file, segments[0])
+        if row is None:
+            raise NotFound(f"No such file: {segments[0]}")
+        if len(segments) == 1:
+            await send_bytes(send, 200, orjson.dumps(file_document(row)), JSON_HEADERS)
+        elif segments[1:] == ["content"]:
+            await self._send_content(self.store.file_path(row.id), send)
+        else:
+            raise NotFound(f"no route for GET {scope['path']}")
+
+    async def _send_content(self, path: Path, send: Send) -> None:
+        headers = [(b"content-type", b"application/jsonl"), (b"content-length", str(path.stat().st_size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        with path.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _upload(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        headers = dict(scope["headers"])
+        kind, options = parse_options_header(headers.get(b"content-type", b""))
+        if kind != b"multipart/form-data" or b"boundary" not in options:
+            raise InvalidRequest("upload a file as multipart/form-data with fields 'file' and 'purpose'")
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise PayloadTooLarge(f"the file exceeds the limit of {self.max_bytes} bytes")
+        self.store.files_dir.mkdir(parents=True, exist_ok=True)
+        upload = self.store.files_dir / f".upload-{uuid.uuid4().hex}"
+        form = _Form(upload)
+        try:
+            parser = MultipartParser(options[b"boundary"], form.callbacks())
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise PayloadTooLarge(f"the file exceeds the limit of {self.max_bytes} bytes")
+                parser.write(chunk)
+                if not message.get("more_body", False):
+                    break
+            parser.finalize()
+            form.close()
+            if form.fields.get("purpose") != "batch":
+                raise InvalidRequest("purpose must be 'batch' (the only purpose this server accepts)", param="purpose")
+            if form.filename is None:
+                raise InvalidRequest("the form has no 'file' field", param="file")
+            row = await asyncio.to_thread(self.store.add_file, upload, form.filename, "batch")
+        finally:
+            form.close()
+            upload.unlink(missing_ok=True)
+        return file_document(row)
+
+
+class _Form:
+    """Collects a multipart form: small fields in memory, the `file` field written to disk."""
+
+    def __init__(self, upload: Path) -> None:
+        self.upload = upload
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._value = bytearray()
+        self._file: IO[bytes] | None = None
+
+    def callbacks(self) -> Any:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._add_header_bytes("name", data[start:end]),
+            "on_header_value": lambda data, start, end: self._add_header_bytes("value", data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers, self._name, self._value = {}, None, bytearray()
+
+    def _add_header_bytes(self, which: str, data: bytes) -> None:
+        if which == "name":
+            self._header_name += data
+        else:
+            self._header_value += data
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if self._name == "file":
+            self.filename = options.get(b"filename", b"upload.jsonl").decode("utf-8", "replace") or "upload.jsonl"
+            self._file = self.upload.open("wb")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._name == "file" and self._file is not None:
+            self._file.write(data[start:end])
+        elif len(self._value) < 4096:  # form fields are short (purpose); ignore anything longer
+            self._value += data[start:end]
+
+    def _part_end(self) -> None:
+        if self._name == "file":
+            self.close()
+        elif self._name:
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

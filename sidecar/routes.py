@@ -25,6 +25,9 @@ def build_extra_routes(runtime: Any) -> list[PrefixRoute]:
 
     routes.append(build_admin_router(runtime))
     # /v1/feedback (releases)
+    from sidecar.releases.feedback import build_feedback_router
+
+    routes.append(build_feedback_router(runtime))
     # /v1/files, /v1/batches (batch jobs)
     if runtime.settings.batch.enabled:
         from sidecar.batch import build_batch_routes

@@ -21,6 +21,10 @@ def build_stages(runtime: Any) -> list[Stage]:
     if (access := build_access_stage(runtime)) is not None:
         stages.append(access)
     # 2. prompts served by name, release arms (canary, A/B)
+    from sidecar.releases import build_release_stages
+
+    if (releases := build_release_stages(runtime)) is not None:
+        stages.append(releases[0])
     # 3. guards: input checks, output validation with fallbacks, stream filters
     if runtime.settings.guards.active:
         from sidecar.guards.stage import build_guard_stage
@@ -33,4 +37,6 @@ def build_stages(runtime: Any) -> list[Stage]:
 
         stages.append(build_cache_stage(runtime))
     # 6. shadow mirroring
+    if releases is not None:
+        stages.append(releases[1])
     return stages

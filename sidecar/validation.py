@@ -39,6 +39,9 @@ def validate_chat(data: dict[str, Any]) -> None:
     """Check a `/v1/chat/completions` request."""
     _require_model(data)
     messages = data.get("messages")
+    if messages is None and isinstance(data.get("prompt"), dict):  # a prompt served by name: the release stage renders the messages
+        _check_common(data)
+        return
     if messages is None:
         raise InvalidRequest("'messages' is a required property", param="messages")
     if not isinstance(messages, list) or not messages:

@@ -22,6 +22,9 @@ def build_admin_router(runtime: Any) -> JsonRouter:
     router = JsonRouter("/admin", admin_key=runtime.settings.access.admin_key(), require_key=True)
     add_key_routes(router, runtime)
     # releases: labels, rollouts, audit
+    from sidecar.admin.releases import add_release_routes
+
+    add_release_routes(router, runtime)
     return router
 
 

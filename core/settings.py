@@ -43,6 +43,8 @@ class Price(_Frozen):
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0, description="Input read from a prompt cache")
+    cache_write_per_mtok: float | None = Field(default=None, ge=0, description="Input written to a prompt cache")
 
 
 class Deployment(_Frozen):
@@ -58,6 +60,7 @@ class Deployment(_Frozen):
     model: str | None = Field(default=None, description="Model name the upstream expects; default: the public name")
     api_key_env: str | None = Field(default=None, description="Name of the environment variable holding the key")
     timeout_s: float | None = Field(default=None, gt=0)
+    kind: Literal["generic", "vllm"] = Field(default="generic", description="vllm: balance on its /metrics, check /health")
     max_in_flight: int | None = Field(default=None, ge=1, description="Admission limit; None = unlimited")
     queue_size: int = Field(default=64, ge=0, description="Requests waiting for a slot before 503s")
     queue_timeout_s: float = Field(default=10.0, gt=0, description="Longest wait for a slot before a 503")

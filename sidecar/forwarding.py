@@ -67,7 +67,7 @@ class Forwarder:
         for live in chain:
             tried: set[int] = set()
             for retry in range(self._settings.retries + 1):
-                deployment = live.pick(tried)
+                deployment = live.pick(tried, payload)
                 tried.add(id(deployment))
                 attempts += 1
                 outcome = await self._attempt(live, deployment, path, payload, body)

@@ -31,6 +31,9 @@ def build_stages(runtime: Any) -> list[Stage]:
 
         stages.append(build_guard_stage(runtime))
     # 4. routing rules, escalation target
+    from sidecar.routing import build_routing
+
+    stages.extend(build_routing(runtime))
     # 5. response cache (exact and semantic)
     if runtime.settings.cache.enabled:
         from sidecar.cache import build_cache_stage  # numpy and the embedding model only when caching

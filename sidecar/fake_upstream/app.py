@@ -1,8 +1,8 @@
 """The aiohttp application of the fake upstream: OpenAI-compatible endpoints, faults and admin routes.
 
 API routes: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models,
-GET /health. Admin routes (never counted, never faulted): GET|POST /_fake/behaviour, POST /_fake/script,
-POST /_fake/reset, GET /_fake/stats.
+GET /health, GET /metrics (vLLM's names; see `engine`). Admin routes (never counted, never faulted):
+GET|POST /_fake/behaviour, POST /_fake/script, POST /_fake/reset, GET /_fake/stats, GET|POST /_fake/engine.
 
 Run it with `handler_cancellation=True` (the runner does): a handler that dropped or is holding a
 connection ends when the client goes away instead of living on.
@@ -27,6 +27,7 @@ from sidecar.fake_upstream.behaviour import (
     FakeUpstreamError,
     Fault,
 )
+from sidecar.fake_upstream.engine import EngineState
 from sidecar.fake_upstream.replies import build_reply
 from sidecar.fake_upstream.stats import DEFAULT_HISTORY, RequestLog
 from sidecar.fake_upstream.wire import DONE_EVENT, JSON_HEADERS, SSE_HEADERS, Reply, error_reply
@@ -58,12 +59,14 @@ class ServerState:
 
 
 STATE = web.AppKey("fake_upstream_state", ServerState)
+ENGINE = web.AppKey("fake_upstream_engine", EngineState)
 
 
 def build_app(behaviour: FakeBehaviour | None = None, *, history: int = DEFAULT_HISTORY) -> web.Application:
     """The fake upstream's application; its `ServerState` is `app[STATE]`."""
     app = web.Application()
     app[STATE] = ServerState(BehaviourState(behaviour or FakeBehaviour()), RequestLog(history))
+    app[ENGINE] = EngineState()
     app.on_shutdown.append(_on_shutdown)
     app.router.add_post("/v1/chat/completions", _api("chat"))
     app.router.add_post("/v1/completions", _api("completions"))
@@ -75,6 +78,9 @@ def build_app(behaviour: FakeBehaviour | None = None, *, history: int = DEFAULT_
     app.router.add_post("/_fake/script", _admin(_post_script))
     app.router.add_post("/_fake/reset", _post_reset)
     app.router.add_get("/_fake/stats", _get_stats)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/_fake/engine", _get_engine)
+    app.router.add_post("/_fake/engine", _post_engine)
     return app
 
 
@@ -83,10 +89,24 @@ async def _on_shutdown(app: web.Application) -> None:
 
 
 def _api(endpoint: str) -> Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        return await _serve(request, endpoint)
+    if endpoint not in ("chat", "completions"):
 
-    return handle
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await _serve(request, endpoint)
+
+        return handle
+
+    async def generate(request: web.Request) -> web.StreamResponse:
+        engine = request.app[ENGINE]
+        prefill_s = engine.admit(await request.read() if engine.prefix_cache_blocks else b"")
+        try:
+            if prefill_s:
+                await asyncio.sleep(prefill_s)
+            return await _serve(request, endpoint)
+        finally:
+            engine.release()
+
+    return generate
 
 
 async def _serve(request: web.Request, endpoint: str) -> web.StreamResponse:
@@ -204,7 +224,26 @@ async def _drop(request: web.Request, state: ServerState, *, reset: bool) -> web
 
 async def _health(request: web.Request) -> web.Response:
     request.app[STATE].log.count(request.path)
+    if not request.app[ENGINE].healthy:
+        return _send(error_reply(503, "fake engine is unhealthy", code="unhealthy"))
     return web.Response(body=_HEALTH_BODY, headers=JSON_HEADERS)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    request.app[STATE].log.count(request.path)
+    model = request.app[STATE].behaviours.defaults.models[0]
+    return web.Response(body=request.app[ENGINE].metrics_text(model), content_type="text/plain", charset="utf-8")
+
+
+async def _get_engine(request: web.Request) -> web.Response:
+    return _json(request.app[ENGINE].snapshot())
+
+
+async def _post_engine(request: web.Request) -> web.Response:
+    try:
+        return _json(request.app[ENGINE].update(orjson.loads(await request.read())))
+    except (orjson.JSONDecodeError, FakeUpstreamError) as exc:
+        return _send(error_reply(400, str(exc), code="invalid_fake_admin_request"))
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -246,6 +285,7 @@ async def _get_behaviour(request: web.Request) -> web.Response:
 async def _post_reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.reset()
+    request.app[ENGINE].reset()
     return _json(state.behaviours.defaults.to_dict())
 
 

@@ -20,12 +20,13 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from sidecar.fake_upstream.app import STATE, ServerState, build_app
+from sidecar.fake_upstream.app import ENGINE, STATE, ServerState, build_app
 from sidecar.fake_upstream.behaviour import FakeBehaviour, FakeUpstreamError
 from sidecar.fake_upstream.stats import DEFAULT_HISTORY
 
 T = TypeVar("T")
 ScriptEntry = FakeBehaviour | Mapping[str, Any]
+AppFactory = Callable[..., web.Application]
 
 # Handlers still running at shutdown (slow streams) are cancelled after this long.
 _SHUTDOWN_TIMEOUT_S = 0.25
@@ -51,8 +52,10 @@ class FakeUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
         history: int = DEFAULT_HISTORY,
+        app_factory: AppFactory = build_app,
     ) -> None:
-        self._app = build_app(behaviour, history=history)
+        # `app_factory` builds another wire format around the same state (the provider fakes).
+        self._app = app_factory(behaviour, history=history)
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -130,10 +133,20 @@ class FakeUpstream:
     def reset(self) -> None:
         """Start behaviour, empty script, empty statistics (like `POST /_fake/reset`)."""
         self.state.reset()
+        if ENGINE in self._app:
+            self._app[ENGINE].reset()
 
     def stats(self) -> dict[str, Any]:
         """What the server received (like `GET /_fake/stats`)."""
         return self.state.stats()
+
+    def set_engine(self, **changes: Any) -> dict[str, Any]:
+        """Patch the simulated vLLM engine (like `POST /_fake/engine`); returns its settings and counters."""
+        return self._app[ENGINE].update(changes)
+
+    def engine(self) -> dict[str, Any]:
+        """The simulated engine's settings and counters (like `GET /_fake/engine`)."""
+        return self._app[ENGINE].snapshot()
 
 
 class FakeUpstreamThread:
@@ -206,6 +219,12 @@ class FakeUpstreamThread:
     def stats(self) -> dict[str, Any]:
         return self._call(self._fake.stats)
 
+    def set_engine(self, **changes: Any) -> dict[str, Any]:
+        return self._call(lambda: self._fake.set_engine(**changes))
+
+    def engine(self) -> dict[str, Any]:
+        return self._call(self._fake.engine)
+
 
 async def _call_async(function: Callable[[], T]) -> T:
     return function()
@@ -217,9 +236,11 @@ def start_fake_upstream_thread(
     host: str = "127.0.0.1",
     port: int = 0,
     history: int = DEFAULT_HISTORY,
+    app_factory: AppFactory = build_app,
 ) -> FakeUpstreamThread:
     """Start a fake upstream in a daemon thread; use the handle as a context manager or call `.stop()`."""
-    return FakeUpstreamThread(FakeUpstream(behaviour, host=host, port=port, history=history)).start()
+    fake = FakeUpstream(behaviour, host=host, port=port, history=history, app_factory=app_factory)
+    return FakeUpstreamThread(fake).start()
 
 
 async def _serve(fake: FakeUpstream, on_ready: Callable[[str], None]) -> None:

@@ -1,15 +1,76 @@
-"""Start the Streamlit dashboard."""
+"""Start the Streamlit dashboard, or hash a password for its users."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from core.errors import TollgateError
+from core.settings import find_config_file, load_settings
+from dashboards.auth import hash_password
+
+APP = Path(__file__).with_name("app.py")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("args", nargs="*")
+    parser.add_argument(
+        "action", nargs="?", default="run", choices=["run", "hash-password"],
+        help="run (default): serve the dashboard; hash-password: print a hash for dashboard.users",
+    )
+    parser.add_argument("--config", help="path to tollgate.yaml")
+    parser.add_argument("--address", help="bind address (default: dashboard.address, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: dashboard.port, 8501)")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="hash-password: read the password from standard input"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise TollgateError("this command is not built yet")
+    if args.action == "hash-password":
+        print(hash_password(_read_password(args.password_stdin)))
+        return 0
+    settings = load_settings(args.config)
+    if not settings.dashboard.users:
+        print("tollgate dashboard: no dashboard.users configured: nobody will be able to sign in", file=sys.stderr)
+    command = streamlit_command(
+        args.address or settings.dashboard.address,
+        settings.dashboard.port if args.port is None else args.port,
+    )
+    return subprocess.call(command, env=child_env(args.config))
+
+
+def streamlit_command(address: str, port: int) -> list[str]:
+    """The Streamlit invocation: loopback by default, headless, usage statistics off."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        f"--server.address={address}",
+        f"--server.port={port}",
+        "--server.headless=true",
+        "--browser.gatherUsageStats=false",
+    ]
+
+
+def child_env(config: str | None) -> dict[str, str]:
+    """The environment of the Streamlit process: the config file it must load, usage statistics off."""
+    env = dict(os.environ)
+    path = find_config_file(config)
+    if path is not None:
+        env["TOLLGATE_CONFIG"] = str(path.resolve())
+    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    return env
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise TollgateError("the passwords differ")
+    if len(password) < 8:
+        raise TollgateError("a dashboard password needs at least 8 characters")
+    return password

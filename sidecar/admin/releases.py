@@ -16,9 +16,7 @@ code `gate_refused`. This sidecar reloads at once; the others on their next poll
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from core.prompts import PromptRegistry
@@ -35,6 +33,7 @@ from core.releases import (
     set_canary,
     set_shadow,
 )
+from core.releases.documents import as_document
 from core.releases.notify import publish_change
 from sidecar.admin.router import JsonRequest, JsonRouter
 from sidecar.errors import InvalidRequest, SidecarError
@@ -73,20 +72,20 @@ class _ReleaseRoutes:
         from sidecar.releases import find_release_state
 
         state = find_release_state(self.runtime)
-        return 200, {"object": "list", "data": [_plain(label) for label in labels],
-                     "experiments": [_plain(e) for e in experiments],
+        return 200, {"object": "list", "data": [as_document(label) for label in labels],
+                     "experiments": [as_document(e) for e in experiments],
                      "loaded_revision": state.snapshot.revision if state is not None else None}
 
     async def audit(self, request: JsonRequest) -> tuple[int, Any]:
         subject, limit = request.query.get("subject") or None, _limit(request.query.get("limit"))
         entries = await self._call(lambda: audit_log(self._engine(), subject, limit), changes=False)
-        return 200, {"object": "list", "data": [_plain(entry) for entry in entries]}
+        return 200, {"object": "list", "data": [as_document(entry) for entry in entries]}
 
     async def variants(self, request: JsonRequest) -> tuple[int, Any]:
         prompt, experiment = request.query.get("prompt") or None, request.query.get("experiment") or None
         rows = await self._call(lambda: compare_variants(self._engine(), prompt_name=prompt, experiment=experiment),
                                 changes=False)
-        return 200, {"object": "list", "data": [_plain(row) for row in rows]}
+        return 200, {"object": "list", "data": [as_document(row) for row in rows]}
 
     async def promote(self, request: JsonRequest) -> tuple[int, Any]:
         body, subject = request.json(), request.params["subject"]
@@ -97,7 +96,7 @@ class _ReleaseRoutes:
             self._engine(), subject, version=_text(body, "version"), model=_text(body, "model"),
             policy=self.settings.releases.gate, registry=self._registry(), force=force,
             reason=_text(body, "reason"), actor=_text(body, "actor") or "admin-api"))
-        return 200, _plain(change)
+        return 200, as_document(change)
 
     async def canary(self, request: JsonRequest) -> tuple[int, Any]:
         body, subject = request.json(), request.params["subject"]
@@ -107,26 +106,26 @@ class _ReleaseRoutes:
         change = await self._call(lambda: set_canary(
             self._engine(), subject, weight=float(weight), version=_text(body, "version"), model=_text(body, "model"),
             registry=self._registry(), reason=_text(body, "reason"), actor=_text(body, "actor") or "admin-api"))
-        return 200, _plain(change)
+        return 200, as_document(change)
 
     async def shadow(self, request: JsonRequest) -> tuple[int, Any]:
         body, subject = request.json(), request.params["subject"]
         change = await self._call(lambda: set_shadow(
             self._engine(), subject, version=_text(body, "version"), model=_text(body, "model"),
             registry=self._registry(), reason=_text(body, "reason"), actor=_text(body, "actor") or "admin-api"))
-        return 200, _plain(change)
+        return 200, as_document(change)
 
     async def rollback(self, request: JsonRequest) -> tuple[int, Any]:
         body, subject = request.json(), request.params["subject"]
         change = await self._call(lambda: rollback(
             self._engine(), subject, version=_text(body, "version"), model=_text(body, "model"),
             reason=_text(body, "reason"), actor=_text(body, "actor") or "admin-api"))
-        return 200, _plain(change)
+        return 200, as_document(change)
 
     async def clear(self, request: JsonRequest) -> tuple[int, Any]:
         subject, label = request.params["subject"], request.params["label"]
         change = await self._call(lambda: clear_label(self._engine(), subject, label, actor="admin-api"))
-        return 200, _plain(change)
+        return 200, as_document(change)
 
     def _engine(self) -> Any:
         from sidecar.admin import runtime_engine
@@ -152,19 +151,6 @@ class _ReleaseRoutes:
                 state.refresh_soon()
             await asyncio.to_thread(publish_change, self.settings.redis_url)
         return result
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses (nested) as JSON-ready data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:

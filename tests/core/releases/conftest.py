@@ -72,6 +72,16 @@ RunFactory = Callable[..., str]
 @pytest.fixture
 def add_run(engine: Engine) -> RunFactory:
     """Store a finished suite run the way the harness records one; returns its id."""
+    return run_factory(engine)
+
+
+@pytest.fixture
+def add_run_sqlite(sqlite_engine: Engine) -> RunFactory:
+    """`add_run` on the SQLite database only (for tests that go through the CLI)."""
+    return run_factory(sqlite_engine)
+
+
+def run_factory(engine: Engine) -> RunFactory:
     clock = [datetime.now(UTC) - timedelta(hours=1)]
 
     def factory(prompt_versions: dict[str, str], *, exit_status: int = 0, suites: dict[str, Any] | None = None,

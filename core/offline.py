@@ -24,5 +24,6 @@ def apply_offline_env(cache_dir: str | None = None) -> None:
     """Set the quiet/offline variables unless the environment already sets them."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
-    if cache_dir is not None:
-        os.environ.setdefault("DEEPEVAL_CACHE_FOLDER", os.path.join(cache_dir, "deepeval"))
+    # deepeval writes its state (`.deepeval/`) where this points, read once when it is imported: keep it under
+    # Tollgate's data folder rather than the user's working directory.
+    os.environ.setdefault("DEEPEVAL_CACHE_FOLDER", os.path.join(cache_dir or ".tollgate", "deepeval"))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.errors import HarnessError
+from harness.judges.gate import judge_changes
 from harness.stats import DEFAULT_SEED, PairedResult, SuiteStats, paired_compare, pass_rates, suite_stats
 from harness.store import CaseRecord, RunData
 
@@ -107,6 +108,7 @@ class SuiteComparison:
     new_failures: tuple[str, ...]
     rule: GateRule
     replayed: bool
+    judge_changes: tuple[str, ...] = ()  # judged scores whose judge or rubric differs from the baseline's
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ def _compare_suite(
         new_failures=tuple(new_failures),
         rule=rule,
         replayed=now.n_replayed > 0,
+        judge_changes=tuple(judge_changes(cases, baseline_cases or [])),
     )
 
 
@@ -317,6 +320,8 @@ def _notes(comparison: Comparison) -> list[str]:
     for row in comparison.rows:
         if (row.reasons and row.verdict != "pass") or row.new_failures:
             notes.append(f"  {row.suite}: {row.verdict}: " + "; ".join(row.reasons))
+        for change in row.judge_changes:
+            notes.append(f"  {row.suite}: {change}")
         if row.flaky:
             shown = ", ".join(row.flaky[:5]) + (", ..." if len(row.flaky) > 5 else "")
             notes.append(f"  {row.suite}: {len(row.flaky)} flaky case(s) (outcome varies across repeats): {shown}")
@@ -347,6 +352,7 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
         item = {f.name: _finite(getattr(row, f.name)) for f in dataclasses.fields(row)}
         item.update(rule=str(row.rule), reasons=list(row.reasons), flaky=list(row.flaky))
         item["new_failures"] = list(row.new_failures)
+        item["judge_changes"] = list(row.judge_changes)
         suites.append(item)
     return {
         "current": comparison.current,

@@ -28,6 +28,10 @@ _OPTIONS: list[tuple[str, str, str, str | None]] = [
     ("--tollgate-prompts", "tollgate_prompts", "folder of prompt files", "prompts"),
     ("--tollgate-stream", "tollgate_stream", "stream model calls to measure time to first token (true/false)", "true"),
     ("--tollgate-label", "tollgate_label", "a label stored with this run", None),
+    ("--tollgate-allow-cache", "tollgate_allow_cache",
+     "let the sidecar answer from its response cache (true/false; off: every call is a fresh answer)", "false"),
+    ("--tollgate-min-judge-agreement", "tollgate_min_judge_agreement",
+     "fail the gate when a judge's latest calibration (Cohen's kappa) is below this or missing", None),
 ]
 
 
@@ -58,6 +62,8 @@ class Options:
     stream: bool
     label: str | None
     gate: bool
+    allow_cache: bool = False
+    min_judge_agreement: float | None = None
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -88,9 +94,15 @@ def read_options(config: pytest.Config) -> Options:
             stream=(value("tollgate_stream") or "true").lower() in ("1", "true", "yes", "on"),
             label=value("tollgate_label"),
             gate=not config.getoption("tollgate_no_gate"),
+            allow_cache=(value("tollgate_allow_cache") or "false").lower() in ("1", "true", "yes", "on"),
+            min_judge_agreement=_optional_float(value("tollgate_min_judge_agreement")),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"tollgate: {exc}") from exc
+
+
+def _optional_float(text: str | None) -> float | None:
+    return None if text is None else float(text)
 
 
 def _positive_int(name: str, text: str) -> int:

@@ -27,6 +27,7 @@ from harness.options import add_options, read_options
 
 if TYPE_CHECKING:
     from core.settings import Settings
+    from harness.judges.session import SessionJudges
     from harness.recorder import Recorder
     from harness.session import TestSession
 
@@ -76,7 +77,16 @@ class TollgatePlugin:
         from harness.session import TestSession
 
         self._tests_started = True
-        return TestSession(self.config, self.options, self.settings, self.session_id)
+        session = TestSession(self.config, self.options, self.settings, self.session_id)
+        self.judges.bind(session)
+        return session
+
+    @cached_property
+    def judges(self) -> SessionJudges:
+        """Judge scorers' runtime (built on first use) and the judge agreement gate."""
+        from harness.judges.session import SessionJudges
+
+        return SessionJudges()
 
     @property
     def recorder(self) -> Recorder | None:
@@ -164,13 +174,16 @@ class TollgatePlugin:
             if name == CASE_PROPERTY:
                 # Taken out so JUnit XML keeps only the compact tollgate.* properties.
                 del report.user_properties[index]
-                self._ensure_recorder().add(dict(value))  # type: ignore[call-overload]  # a row dict
+                row = dict(value)  # type: ignore[call-overload]  # a row dict
+                self.judges.agreement.observe(row)
+                self._ensure_recorder().add(row)
                 break
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._tests_started:
             self.tests.close()
+            self.judges.close()
         if not self._records_reports or (self._recorder is None and not self._tests_started):
             return
         from harness.sidecar_process import stop_shared_sidecar
@@ -184,6 +197,11 @@ class TollgatePlugin:
         except TollgateError as exc:
             self.recorder.errors.append(str(exc))
             status = int(exitstatus) or int(pytest.ExitCode.INTERNAL_ERROR)
+        minimum = self.options.min_judge_agreement
+        self.recorder.gate_failures += self.judges.agreement.failures(
+            self.settings.judges.min_agreement if minimum is None else minimum)
+        if self.recorder.gate_failures and self.options.gate and status == 0:
+            status = 1
         session.exitstatus = status
         report_path = self.options.report or str(self.settings.data_dir / "reports" / "last.json")
         path = self.config.rootpath / report_path
@@ -205,6 +223,9 @@ class TollgatePlugin:
                 xml.add_global_property(f"tollgate.{row.suite}.verdict", row.verdict)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        judges = self.judges.summary_line() if "judges" in self.__dict__ else None
+        if judges:
+            terminalreporter.write_line(judges)
         if self.recorder is None or self.recorder.rows_seen == 0:
             return
         from harness.report import write_summary

@@ -46,6 +46,7 @@ class Recorder:
         self.comparison: Comparison | None = None
         self.current: RunData | None = None
         self.baseline_error: str | None = None
+        self.gate_failures: list[str] = []  # failed checks beyond the comparison (e.g. judge agreement)
 
     @property
     def store(self) -> RunStore:
@@ -195,8 +196,8 @@ def summary_record(row: dict[str, Any]) -> CaseRecord:
         suite=row["suite"],
         case_id=row["case_id"],
         repeat=row.get("repeat") or 0,
-        scores=[{"name": s.get("name"), "value": s.get("value"), "passed": s.get("passed")}
-                for s in row.get("scores") or ()],
+        scores=[{"name": s.get("name"), "value": s.get("value"), "passed": s.get("passed"),
+                 "judge": (s.get("details") or {}).get("judge")} for s in row.get("scores") or ()],
         passed=row.get("passed"),
         error=value("error"),
         latency_ms=value("latency_ms"),

@@ -34,6 +34,8 @@ def write_summary(terminal: Any, recorder: Recorder, options: Options) -> None:
         terminal.write_line(f"tollgate: {recorder.baseline_error}", yellow=True)
     for error in recorder.errors:
         terminal.write_line(f"tollgate: {error}", red=True)
+    for failure in recorder.gate_failures:
+        terminal.write_line(f"FAIL {failure}", red=True)
     terminal.write_line(f"run {recorder.run_id} recorded ({recorder.rows_seen} case results)")
     _verdict_line(terminal, recorder, options)
 
@@ -47,6 +49,8 @@ def _verdict_line(terminal: Any, recorder: Recorder, options: Options) -> None:
                if summary.get("below_min_score")]
     if recorder.baseline_error:
         failed.append("baseline not usable")
+    if recorder.gate_failures:
+        failed.append("judge agreement")
     if not failed:
         terminal.write_line("tollgate gate: PASSED", green=True)
     elif options.gate:

@@ -4,6 +4,7 @@ from core.tables.access import Budget, CostAlert, CostRollup, VirtualKey, Virtua
 from core.tables.batches import BatchFile, BatchJob
 from core.tables.cache import CacheEntryRow
 from core.tables.common import utc_now
+from core.tables.judging import JudgeCacheEntry, JudgeCalibration, JudgeScore
 from core.tables.releases import (
     Experiment,
     Feedback,
@@ -39,6 +40,9 @@ __all__ = [
     "CostRollup",
     "Experiment",
     "Feedback",
+    "JudgeCacheEntry",
+    "JudgeCalibration",
+    "JudgeScore",
     "LatencyRollup",
     "PromptSource",
     "PromptVersion",

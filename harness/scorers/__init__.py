@@ -5,6 +5,15 @@ package registers the built-ins below.
 """
 
 from harness.scorers.budgets import cost_budget, latency_budget, token_budget
+from harness.scorers.judges import (
+    answer_relevancy,
+    bias,
+    faithfulness,
+    geval,
+    hallucination,
+    json_correctness,
+    toxicity,
+)
 from harness.scorers.registry import (
     Scorer,
     ScorerFactory,
@@ -22,11 +31,17 @@ from harness.scorers.text import contains, exact_match, normalise_text, normalis
 __all__ = [
     "Scorer",
     "ScorerFactory",
+    "answer_relevancy",
+    "bias",
     "contains",
     "cost_budget",
     "exact_match",
+    "faithfulness",
     "field_match",
     "get_scorer",
+    "geval",
+    "hallucination",
+    "json_correctness",
     "json_schema",
     "latency_budget",
     "normalise_text",
@@ -40,6 +55,7 @@ __all__ = [
     "scorer_from_config",
     "semantic_similarity",
     "token_budget",
+    "toxicity",
     "unregister_scorer",
     "valid_json",
 ]

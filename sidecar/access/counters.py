@@ -115,65 +115,99 @@ class MemoryCounters:
         return None
 
 
+# One round trip per request: count it, read the key's sliding-minute figures and the budget windows' spend.
+_ADMIT_LUA = """
+local out = {}
+local first = 1
+if ARGV[1] == '1' then
+  local count = redis.call('INCR', KEYS[1])
+  if count == 1 then redis.call('EXPIRE', KEYS[1], 120) end
+  out[1] = count
+  out[2] = redis.call('GET', KEYS[2]) or '0'
+  out[3] = redis.call('GET', KEYS[3]) or '0'
+  out[4] = redis.call('GET', KEYS[4]) or '0'
+  first = 5
+end
+for i = first, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '0' end
+return out
+"""
+_FLUSH_EVERY_S = 0.02  # finished requests' tokens and cost are written together, at most 50 times a second
+
+
 class RedisCounters:
-    """Counters shared by every sidecar using the same Redis: one round trip per request (a pipeline)."""
+    """Counters shared by every sidecar using the same Redis.
+
+    A request costs one round trip (a Lua script). What finished requests used is summed in the process and
+    written in one pipeline every `_FLUSH_EVERY_S`, so Redis writes do not grow with the request rate; the
+    other sidecars see it that much later.
+    """
 
     def __init__(self, url: str, timeout_s: float = 0.5) -> None:
         import redis.asyncio as redis
 
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._admit = self._redis.register_script(_ADMIT_LUA)
         self._base: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tokens: dict[str, int] = {}
+        self._usd: dict[str, float] = {}
+        self._flush: asyncio.Task[None] | None = None
         self._warned_at = 0.0
 
     async def admit(self, key_id: str | None, spend_ids: Sequence[str]) -> Usage:
         now = time.time()
         minute = int(now // _MINUTE)
-        pipe = self._redis.pipeline(transaction=False)
+        keys: list[str] = []
         if key_id is not None:
-            current = f"{_REDIS_PREFIX}req:{key_id}:{minute}"
-            pipe.incr(current)
-            pipe.expire(current, 2 * _MINUTE)
-            pipe.mget(
-                f"{_REDIS_PREFIX}req:{key_id}:{minute - 1}",
-                f"{_REDIS_PREFIX}tok:{key_id}:{minute}",
-                f"{_REDIS_PREFIX}tok:{key_id}:{minute - 1}",
-            )
-        if spend_ids:
-            pipe.mget([_REDIS_PREFIX + "usd:" + i for i in spend_ids])
+            keys += [f"{_REDIS_PREFIX}req:{key_id}:{minute}", f"{_REDIS_PREFIX}req:{key_id}:{minute - 1}",
+                     f"{_REDIS_PREFIX}tok:{key_id}:{minute}", f"{_REDIS_PREFIX}tok:{key_id}:{minute - 1}"]
+        keys += [_REDIS_PREFIX + "usd:" + i for i in spend_ids]
         try:
-            results = await pipe.execute()
+            results = await self._admit(keys=keys, args=["1" if key_id is not None else "0"])
         except Exception as exc:  # noqa: BLE001 - boundary: Redis down means limits fail open, not requests
             self._warn(f"Redis unavailable, limits and budgets not enforced across sidecars: {exc}")
             return Usage(0.0, 0.0, [self._base.get(i, 0.0) for i in spend_ids])
         requests = tokens = 0.0
         if key_id is not None:
-            count, (previous, tok_now, tok_before) = results[0], results[2]
-            requests = sliding(int(count), _number(previous), now)
-            tokens = sliding(_number(tok_now), _number(tok_before), now)
-        shared = results[-1] if spend_ids else []
-        spend = [max(self._base.get(i, 0.0), _number(v)) for i, v in zip(spend_ids, shared, strict=True)]
-        return Usage(requests, tokens, spend)
+            requests = sliding(int(results[0]), _number(results[1]), now)
+            tokens = sliding(_number(results[2]), _number(results[3]), now)
+            results = results[4:]
+        # Not yet flushed usage of this process counts too.
+        spend = [max(self._base.get(i, 0.0), _number(v)) + self._usd.get(i, 0.0)
+                 for i, v in zip(spend_ids, results, strict=True)]
+        return Usage(requests, tokens + (self._tokens.get(key_id, 0) if key_id else 0), spend)
 
     def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float) -> None:
-        if (key_id is None or not tokens) and not cost:
-            return
-        task = asyncio.get_running_loop().create_task(self._add(key_id, tokens, spend_ids, cost))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float) -> None:
-        pipe = self._redis.pipeline(transaction=False)
         if key_id is not None and tokens:
-            name = f"{_REDIS_PREFIX}tok:{key_id}:{int(time.time() // _MINUTE)}"
-            pipe.incrby(name, tokens)
-            pipe.expire(name, 2 * _MINUTE)
+            self._tokens[key_id] = self._tokens.get(key_id, 0) + tokens
         if cost:
             for spend_id in spend_ids:
-                name = _REDIS_PREFIX + "usd:" + spend_id
-                # Seed a missing window from the database before adding, so a restarted Redis does not forget.
-                pipe.set(name, repr(self._base.get(spend_id, 0.0)), nx=True, ex=_WINDOW_TTL_S)
-                pipe.incrbyfloat(name, cost)
+                self._usd[spend_id] = self._usd.get(spend_id, 0.0) + cost
+        if self._flush is None and (self._tokens or self._usd):
+            self._flush = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        try:
+            await asyncio.sleep(_FLUSH_EVERY_S)
+        finally:
+            self._flush = None
+            await self._write()
+
+    async def _write(self) -> None:
+        tokens, usd = self._tokens, self._usd
+        self._tokens, self._usd = {}, {}
+        if not tokens and not usd:
+            return
+        minute = int(time.time() // _MINUTE)
+        pipe = self._redis.pipeline(transaction=False)
+        for key_id, count in tokens.items():
+            name = f"{_REDIS_PREFIX}tok:{key_id}:{minute}"
+            pipe.incrby(name, count)
+            pipe.expire(name, 2 * _MINUTE)
+        for spend_id, cost in usd.items():
+            name = _REDIS_PREFIX + "usd:" + spend_id
+            # Seed a missing window from the database before adding, so a restarted Redis does not forget.
+            pipe.set(name, repr(self._base.get(spend_id, 0.0)), nx=True, ex=_WINDOW_TTL_S)
+            pipe.incrbyfloat(name, cost)
         try:
             await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - boundary: a lost increment must not fail anything
@@ -186,8 +220,10 @@ class RedisCounters:
         self._base = dict(spend)
 
     async def aclose(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._flush is not None:
+            self._flush.cancel()
+            await asyncio.gather(self._flush, return_exceptions=True)
+        await self._write()
         await self._redis.aclose()
 
     def _warn(self, message: str) -> None:

@@ -27,6 +27,9 @@ from sidecar.pipeline import BaseStage, Exchange, Reply
 log = logging.getLogger("tollgate.sidecar.access")
 
 _MINUTE = 60.0
+_CACHE_LIMIT = 10_000
+_Applying = tuple[list[tuple[Limit, str, Window]], list[str]]
+_NONE: _Applying = ([], [])
 
 
 class AccessStage(BaseStage):
@@ -43,6 +46,7 @@ class AccessStage(BaseStage):
         self._prices: dict[str, Price | None] = {}
         self._windows: dict[str, Window] = {}
         self._windows_until = 0.0
+        self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         counters.rebase(snapshot.spend, counters.snapshot())
@@ -59,11 +63,10 @@ class AccessStage(BaseStage):
             model = exchange.payload.get("model")
             if isinstance(model, str) and not key.allows(model):
                 raise Forbidden(f"key '{key.name}' may not call model '{model}'", param="model", code="model_not_allowed")
-        budgets = self._applying(key, record.user, record.feature)
+        budgets, spend_ids = self._applying(key, record.user, record.feature)
         limited = key is not None and (key.requests_per_minute or key.tokens_per_minute)
         if not limited and not budgets:
             return None
-        spend_ids = [spend_id(limit.scope, subject, limit.period, window.label) for limit, subject, window in budgets]
         usage = await self.counters.admit(key.id if limited and key is not None else None, spend_ids)
         if limited and key is not None:
             _check_rates(key, usage.requests, usage.tokens)
@@ -107,17 +110,27 @@ class AccessStage(BaseStage):
             )
         return None
 
-    def _applying(self, key: KeyInfo | None, user: str | None, feature: str | None) -> list[tuple[Limit, str, Window]]:
-        book = self.snapshot.budgets
-        if not book:
-            return []
-        subjects = {"key": key.id if key is not None else None, "user": user, "feature": feature}
+    def _applying(self, key: KeyInfo | None, user: str | None, feature: str | None) -> _Applying:
+        """The budgets covering this key, user and feature with their counter names (cached per snapshot)."""
+        if not self.snapshot.budgets:
+            return _NONE
         windows = self._current_windows()
-        return [(limit, subject, windows[limit.period]) for limit, subject in book.applying(subjects)]
+        cache_key = (key.id if key is not None else None, user, feature)
+        found = self._applying_cache.get(cache_key)
+        if found is None:
+            subjects = {"key": cache_key[0], "user": user, "feature": feature}
+            budgets = [(limit, subject, windows[limit.period])
+                       for limit, subject in self.snapshot.budgets.applying(subjects)]
+            ids = [spend_id(limit.scope, subject, limit.period, window.label) for limit, subject, window in budgets]
+            if len(self._applying_cache) >= _CACHE_LIMIT:
+                self._applying_cache.clear()
+            found = self._applying_cache[cache_key] = (budgets, ids)
+        return found
 
     def _current_windows(self) -> dict[str, Window]:
         now = time.time()
         if now >= self._windows_until:
+            self._applying_cache.clear()
             moment = datetime.fromtimestamp(now, UTC)
             self._windows = {period: window_of(period, moment) for period in ("daily", "monthly")}
             self._windows_until = min(w.end.timestamp() for w in self._windows.values())
@@ -148,6 +161,7 @@ class AccessStage(BaseStage):
         started = self.counters.snapshot()
         snapshot = await asyncio.to_thread(load_snapshot, self.engine, self.access)
         self.snapshot = snapshot
+        self._applying_cache.clear()
         self.counters.rebase(snapshot.spend, started)
 
     async def _run(self, models: list[str]) -> None:

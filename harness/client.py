@@ -32,15 +32,17 @@ class SidecarClient:
     """
 
     def __init__(self, base_url: str, *, stream: bool = True, timeout_s: float = 300.0,
-                 headers: dict[str, str] | None = None, max_connections: int = 64) -> None:
+                 headers: dict[str, str] | None = None, max_connections: int = 64, allow_cache: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
+        # Suites never pass a gate on cached answers unless told to: the sidecar's response cache is bypassed.
+        cache = {} if allow_cache else {"x-tollgate-cache": "bypass"}
         self.stream = stream
         self._url = f"{self.base_url}/chat/completions"
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections),
             # Like httpx's read timeout: the longest wait for the next bytes, not for the whole answer.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=timeout_s),
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={"Content-Type": "application/json", **cache, **(headers or {})},
         )
 
     async def acomplete(self, request: dict[str, Any], tags: dict[str, str] | None = None) -> dict[str, Any]:

@@ -120,7 +120,8 @@ def _call_now(session: TestSession, body: dict[str, Any]) -> LLMResult:
     from harness.client import ModelCallError, SidecarClient, failed_result, to_result
 
     async def call() -> LLMResult:
-        client = SidecarClient(session.sidecar_url(), stream=session.options.stream)
+        client = SidecarClient(session.sidecar_url(), stream=session.options.stream,
+                               allow_cache=session.options.allow_cache)
         try:
             response = await client.acomplete(body)
         except ModelCallError as exc:

@@ -70,8 +70,9 @@ class TestSession:
                 recordings = RecordingStore(self._rooted(self.options.recordings))
             stream = self.options.stream
             concurrency = self.options.concurrency
+            allow_cache = self.options.allow_cache
             self._pool = CallPool(
-                lambda: SidecarClient(url, stream=stream, max_connections=concurrency),
+                lambda: SidecarClient(url, stream=stream, max_connections=concurrency, allow_cache=allow_cache),
                 prices=PriceBook(self.settings),
                 concurrency=concurrency,
                 recordings=recordings,

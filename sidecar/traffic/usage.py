@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from core.pricing import cached_tokens
+
 logger = logging.getLogger("tollgate.traffic")
 
 CHARS_PER_TOKEN = 4
@@ -27,6 +29,8 @@ class Usage:
 
     tokens_in: int | None
     tokens_out: int | None
+    cached_in: int | None = None  # the part of tokens_in read from a provider's prompt cache
+    cache_write_in: int | None = None  # the part written to it
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,7 +65,7 @@ def usage_from(document: Any) -> Usage | None:
         tokens_out = max(total - tokens_in, 0)  # embeddings report prompt and total only
     if tokens_in is None and tokens_out is None:
         return None
-    return Usage(tokens_in, tokens_out)
+    return Usage(tokens_in, tokens_out, *cached_tokens(usage))
 
 
 def summarise_stream(chunks: list[bytes]) -> StreamSummary:

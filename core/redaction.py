@@ -86,7 +86,6 @@ _PHONE_MAX_DIGITS = 15
 _NUMBER_RUN = re.compile(r"[0-9](?:[ ().\-/]{0,3}[0-9]){7,}")
 _WINDOW_BEFORE = 3  # room for `+`/`(` and the character the lookbehinds inspect
 _WINDOW_AFTER = 2  # room for the lookaheads
-_MAX_PASSES = 3  # a replacement can expose a new match at its border; stop at a fixpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +135,9 @@ def redact_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> tuple[str, int]:
     """
     kinds = tuple(kinds)
     total = 0
-    for _ in range(_MAX_PASSES):
+    # A replacement can expose a new match at its border (`...com+44 20...`: the phone had a letter before
+    # it). Every replacement removes digits or an `@` and adds none, so this reaches a fixpoint.
+    for _ in range(len(text) + 1):
         matches = find_pii(text, kinds)
         if not matches:
             break

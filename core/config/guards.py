@@ -88,6 +88,7 @@ class InjectionGuard(_Guard):
     threshold: float = Field(default=0.55, ge=0, le=1)
     exemplars: list[str] = Field(default_factory=list, description="Added to the bundled attack exemplars")
     patterns: bool = True
+    prefilter: bool = Field(default=True, description="Embed only texts using words attacks use (cheaper)")
 
 
 class ScopeGuard(_Guard):

@@ -93,6 +93,13 @@ class TextCheck(Check):
         self.output = where in ("output", "both")
         self.all_messages = all_messages
 
+    def needs_embedding(self, text: str) -> bool:
+        """True when inspecting the user's `text` will embed it (so the stage embeds it off the event loop)."""
+        if not self.input:
+            return False
+        decide = getattr(self.detector, "needs_embedding", None)
+        return True if decide is None else bool(decide(text))
+
     async def on_request(self, exchange: Exchange, run: Run) -> None:
         if not self.input:
             return

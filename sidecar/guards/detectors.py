@@ -20,9 +20,19 @@ _INJECTION_PATTERNS = re.compile(
     r"\b(?:system|hidden|initial|secret|original)\s+(?:prompt|message|instructions?)"
     r"|\byou are now (?:an? )?(?:unrestricted|unfiltered|jailbroken|evil|free|dan)\b"
     r"|\b(?:enter|enable|activate|switch to|in|into)\s+(?:developer|god|jailbreak|dan) mode\b"
-    r"|\b(?:developer|god|jailbreak|dan) mode (?:is )?(?:activated|enabled|on)\b|\bdo anything now\b"
+    r"|\b(?:developer|god|jailbreak|dan) mode (?:is )?(?:activated|enabled)\b|\bdo anything now\b"
     r"|\bnew (?:system )?instructions\s*:|\bsystem override\b"
     r"|<\|im_start\|>|<\|system\|>|\[/?INST\]|<<SYS>>",
+    re.IGNORECASE,
+)
+
+# Words attacks use (instructions, rules, personas, secrets). A message with none of them is not compared with
+# the attack exemplars: the embedding is most of a guard's cost, and most questions never need it.
+_ATTACK_WORDS = re.compile(
+    r"\b(?:ignor\w*|disregard\w*|forget|instruction\w*|prompt\w*|system|rules?|pretend\w*|act(?:ing)? as"
+    r"|role-?play\w*|mode|reveal\w*|jailbr\w*|dan|polic\w*|restrict\w*|override|developer|admin\w*|guidelines?"
+    r"|filters?|uncensored|unrestricted|obey|comply|verbatim|secrets?|confidential|password\w*|api keys?"
+    r"|simulat\w*|limits?|constraints?|character|above|previous|prior|earlier|hack\w*|bypass\w*)\b",
     re.IGNORECASE,
 )
 
@@ -45,17 +55,29 @@ class SizeDetector:
 
 
 class InjectionDetector:
-    """Known injection phrasings (score 1), else the best similarity to attack exemplars."""
+    """Known injection phrasings (score 1), else the best similarity to attack exemplars.
 
-    def __init__(self, classifier: ExemplarClassifier | None, threshold: float, patterns: bool = True) -> None:
+    With `prefilter`, a text without any word attacks use scores 0 without being embedded.
+    """
+
+    def __init__(self, classifier: ExemplarClassifier | None, threshold: float, patterns: bool = True,
+                 prefilter: bool = True) -> None:
         self.classifier = classifier
         self.threshold = threshold
         self.patterns = patterns
+        self.prefilter = prefilter
+
+    def needs_embedding(self, text: str) -> bool:
+        if self.classifier is None or (self.patterns and _INJECTION_PATTERNS.search(text)):
+            return False
+        return not self.prefilter or _ATTACK_WORDS.search(text) is not None
 
     def score(self, text: str) -> float:
         if self.patterns and _INJECTION_PATTERNS.search(text):
             return 1.0
-        return self.classifier.score(text) if self.classifier is not None else 0.0
+        if self.classifier is None or (self.prefilter and not _ATTACK_WORDS.search(text)):
+            return 0.0
+        return self.classifier.score(text)
 
     def inspect(self, text: str) -> Finding | None:
         score = self.score(text)

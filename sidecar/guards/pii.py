@@ -26,11 +26,14 @@ class Masker:
         self.masked = 0
 
     def mask(self, text: str) -> str:
-        matches = find_pii(text, self.kinds)
-        if not matches:
-            return text
-        self.masked += len(matches)
-        return replace_matches(text, matches, lambda match: self._token_for(match.kind, match.value))
+        # Like `redact_pii`, scan again after replacing until a fixpoint: a token's border can expose a value.
+        for _ in range(len(text) + 1):
+            matches = find_pii(text, self.kinds)
+            if not matches:
+                break
+            self.masked += len(matches)
+            text = replace_matches(text, matches, lambda match: self._token_for(match.kind, match.value))
+        return text
 
     def _token_for(self, kind: str, value: str) -> str:
         token = self._tokens.get(value)

@@ -98,7 +98,9 @@ class GuardStage(BaseStage):
         run = Run(exchange, self._act, self._note)
         exchange.state[_STATE] = (compiled, run)
         if compiled.embeds and self.embedder is not None:
-            await self.embedder.aprepare([user_text(exchange.payload)])
+            text = user_text(exchange.payload)
+            if any(check.needs_embedding(text) for check in compiled.checks if isinstance(check, TextCheck)):
+                await self.embedder.aprepare([text])
         for check in compiled.checks:
             await check.on_request(exchange, run)
         if exchange.stream and compiled.schema is not None and compiled.schema.replays(exchange):
@@ -149,6 +151,7 @@ class GuardStage(BaseStage):
         assert exchange.resend is not None
         payload = {k: v for k, v in exchange.payload.items() if k not in ("stream", "stream_options")}
         original, exchange.payload = exchange.payload, payload
+        exchange.record.attempts = 0  # this call is the request's first upstream attempt, not an extra one
         try:
             reply = await self.on_reply(exchange, await exchange.resend(payload))
         finally:
@@ -222,7 +225,8 @@ def compile_check(spec: Any, embedder: Embedder | None, counters: _Counters | No
         return ContextCheck(spec, counters.for_setting(spec.tokenizer) if counters is not None else {})
     if isinstance(spec, InjectionGuard):
         attacks = ExemplarClassifier(embedder, exemplars_for("injection", spec.exemplars)) if embedder else None
-        return TextCheck(spec.label, spec.action, InjectionDetector(attacks, spec.threshold, spec.patterns), "input")
+        return TextCheck(spec.label, spec.action, InjectionDetector(attacks, spec.threshold, spec.patterns,
+                                                                        spec.prefilter), "input")
     if isinstance(spec, ScopeGuard):
         assert embedder is not None
         return TextCheck(spec.label, spec.action, ScopeDetector(embedder, spec.intents, spec.threshold), "input")

@@ -1,9 +1,13 @@
 """Output guards on a stream, applied to events as they pass, never holding the whole answer.
 
-- PII in the answer is redacted (or masked values restored) through a look-back buffer: the last
-  `lookback` characters of text are held until more text shows they do not start a PII value (every kind is
-  shorter than the buffer), and a value is never cut at the release point. Held text goes out with the next
-  events, at the latest with the finish event.
+- PII in the answer is redacted (or masked values restored) through a small look-back buffer. Text is
+  released up to the last whitespace followed by a lower-case letter: no PII value contains that pair, and
+  the characters on both sides of such a cut are the same in the original and the redacted text, so
+  redacting piece by piece finds exactly what redacting the whole answer would, and usually only the last
+  word or two are held. Text without such a place (digit runs, scripts without spaces) is held up to
+  `lookback` characters, then released up to `lookback` characters from its end, never cutting a value
+  seen in it (every kind is shorter than the buffer). Held text goes out with the next events, at the
+  latest with the finish event.
 - Checks that need the whole answer (semantic categories, schema, confidence) run when `[DONE]` arrives,
   before it is passed on; one that fails raises `StreamBlocked`, so the client gets an error event instead
   of `[DONE]`.
@@ -16,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from core.redaction import find_pii, redact_pii
+from core.redaction import PLACEHOLDERS, find_pii
 from sidecar.guards.confidence import LogprobTally
 from sidecar.guards.pii import MAX_TOKEN_CHARS, Masker
 
@@ -37,13 +41,16 @@ class LookBack:
         self.masker = masker
         self.found = found
         self.pending = ""
+        self.sent = ""  # the last characters released: the context new text is redacted in
 
     def push(self, text: str) -> str:
         """Add text; return what can be released now (already redacted/restored)."""
         self.pending += text
-        cut = len(self.pending) - self.lookback
-        if cut <= 0:
-            return ""
+        cut = _safe_cut(self.pending, len(self.pending) - 1)
+        if cut is None:
+            cut = len(self.pending) - self.lookback
+            if cut <= 0:
+                return ""
         return self._release(cut)
 
     def flush(self) -> str:
@@ -64,13 +71,39 @@ class LookBack:
         if self.masker is not None:
             released = self.masker.restore(released)
         if self.kinds and released:
-            redacted, count = redact_pii(released, self.kinds)
+            redacted, count = _redact_after(self.sent, released, self.kinds)
             if count:
                 if self.found is not None:
                     self.found(released)
                 if self.redact:
                     released = redacted
+        self.sent = (self.sent + released)[-_CONTEXT:]
         return released
+
+
+_CONTEXT = 32
+
+
+def _redact_after(sent: str, text: str, kinds: Sequence[str]) -> tuple[str, int]:
+    """Redact `text` as it reads after the already released `sent`.
+
+    After a safe cut the context changes nothing. After a forced one (text without spaces), a value may
+    begin in `sent`: the part of it in `text` is replaced, so the joined output holds no whole value.
+    """
+    count = 0
+    for _ in range(len(text) + 1):
+        matches = [m for m in find_pii(sent + text, kinds) if m.end > len(sent)]
+        if not matches:
+            break
+        count += len(matches)
+        pieces: list[str] = []
+        done = 0
+        for match in matches:
+            start, end = max(match.start - len(sent), 0), match.end - len(sent)
+            pieces += [text[done:start], PLACEHOLDERS[match.kind]]
+            done = end
+        text = "".join(pieces) + text[done:]
+    return text, count
 
 
 class GuardStreamFilter:
@@ -165,6 +198,14 @@ class GuardStreamFilter:
         base["choices"] = [choice]
         base.pop("usage", None)
         return b"data: " + orjson.dumps(base) + b"\n\n"
+
+
+def _safe_cut(text: str, limit: int) -> int | None:
+    """The last index <= `limit` just after a whitespace and at a lower-case letter, or None."""
+    for index in range(limit, 0, -1):
+        if text[index - 1].isspace() and "a" <= text[index] <= "z":
+            return index
+    return None
 
 
 def _text_slot(choice: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:

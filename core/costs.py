@@ -6,7 +6,7 @@ days from day rows, the ragged edges from hour rows; nothing scans the traffic t
 
 A row whose price is unknown adds its requests and tokens but no USD, and counts in `unpriced`, so missing
 prices show up as such instead of as free calls. Estimated token counts (a stream without usage) count in
-`estimated`.
+`estimated`. A cache hit counts as a request at no cost.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from core.tables.access import COST_ROLLUP_KEY, CostRollup
 Dimension = Literal["model", "user", "feature", "key"]
 DIMENSIONS: tuple[str, ...] = ("model", "user", "feature", "key")
 SPANS = {"hour": 3600, "day": 86400}
+CACHE_HITS = frozenset({"hit", "semantic"})
 _SUMS = ("requests", "tokens_in", "tokens_out", "cost_usd", "estimated", "unpriced")
 _TABLE: sa.Table = CostRollup.__table__  # type: ignore[attr-defined]
 
@@ -50,7 +51,8 @@ def cost_sums(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], list[f
     sums: dict[tuple[Any, ...], list[float]] = {}
     for row in rows:
         epoch = int(row["created_at"].timestamp())
-        cost = row.get("cost_usd")
+        # A cache hit was answered without an upstream call: it costs nothing, whatever its tokens were worth.
+        cost = 0.0 if row.get("cache_status") in CACHE_HITS else row.get("cost_usd")
         added = (
             1,
             row.get("tokens_in") or 0,

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.alerts import evaluate_alerts
 from core.budgets import Limit, Window, window_of
+from core.costs import CACHE_HITS
 from core.keys import TOKEN_PREFIX, hash_token
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
@@ -86,11 +87,13 @@ class AccessStage(BaseStage):
         if counted is None:
             return
         key_id, spend_ids = counted
+        record = exchange.record
+        if record.cache_status in CACHE_HITS:
+            return  # answered from the cache: no upstream tokens, no cost
         tokens_in, tokens_out = _tokens(exchange)
         if not tokens_in and not tokens_out:
             return
         cost = 0.0
-        record = exchange.record
         model = record.served_model or record.requested_model
         price = self._price(model) if model else None
         if price is not None:

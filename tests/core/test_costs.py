@@ -31,6 +31,7 @@ def test_costs_are_summed_by_every_dimension_across_days(engine):
         row(T0 + timedelta(hours=2), 1.0, user="ana", feature="search", key="key_a", estimated=True),
         row(T0 + timedelta(hours=3), None, model="m2", user="bo"),
         row(T0 + timedelta(days=3), 4.0, user="ana"),
+        {**row(T0 + timedelta(days=3), 9.0, user="ana"), "cache_status": "hit"},  # answered from the cache: free
     ]
     with engine.begin() as connection:
         record_costs(connection, rows[:2])

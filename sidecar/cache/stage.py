@@ -10,6 +10,7 @@ value in `record.cache_status`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -85,6 +86,8 @@ class CacheStage(BaseStage):
                 entry = await self._lookup(found[0])
                 if entry is not None and entry.scope == request.scope:
                     exchange.response_headers.append((b"x-tollgate-cache-similarity", f"{found[1]:.4f}".encode()))
+                    # The same wording again is then an exact hit, without another embedding.
+                    self.memory.put(dataclasses.replace(entry, key=request.key))
                     return self._answer(exchange, entry, "semantic")
         self._note(exchange, "miss")
         exchange.state[self.name] = _Pending(request, vector)

@@ -143,6 +143,8 @@ def test_semantic_cache_answers_paraphrases_of_deterministic_requests(make_sidec
     assert float(paraphrase.headers["x-tollgate-cache-similarity"]) >= 0.93
     assert paraphrase.json() == original.json()
     assert wait_record(collector, paraphrase.headers["x-request-id"]).cache_status == "semantic"
+    # the same wording again is an exact hit now
+    assert ask(proxy, chat("What is the capital city of France?", temperature=0)).headers["x-tollgate-cache"] == "hit"
     # a different question, or a different system message, or sampling: never a neighbour
     assert ask(proxy, chat("What is the capital of Germany?", temperature=0)).headers["x-tollgate-cache"] == "miss"
     other_system = {"model": MODEL, "temperature": 0, "messages": [

@@ -176,3 +176,16 @@ def _eventually(check, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_the_sidecar_records_soft_alerts_in_the_background(make_sidecar, fake, db):
+    from core.alerts import list_alerts
+
+    proxy, _ = make_sidecar(models(fake, PRICE), real_traffic=True, access={
+        "enabled": True, "refresh_s": 0.2, "alert_interval_s": 0.2, "alert_thresholds": [0.5, 1.0],
+        "budgets": [{"scope": "user", "subject": "ana", "period": "daily", "limit_usd": 0.03}]})
+    assert post(proxy, **{"x-tollgate-user": "ana"}).status_code == 200  # $0.019: past half of $0.03
+    assert _eventually(lambda: len(list_alerts(db, kind="budget")) == 1)
+    [alert] = list_alerts(db, kind="budget")
+    assert (alert.scope, alert.subject, alert.threshold) == ("user", "ana", 0.015)
+    assert "reached 50% of its daily budget of $0.03" in alert.message

@@ -2,7 +2,7 @@
 
 Each case replays the logged request through the `llm` fixture and keeps the logged answer as a reference:
 
-    {"id": "t-3f2a…", "inputs": {"request": {...}, "input": "user text"},
+    {"id": "t-<traffic id>", "inputs": {"request": {...}, "input": "user text"},
      "expected": {"output": "logged answer", "label": "good"}, "tags": ["traffic", "label:good", ...]}
 
 `label` is the newest reviewer's label (`good`/`bad`) from the review queue, or null when nobody reviewed it.
@@ -87,7 +87,7 @@ def case_from_row(row: dict[str, Any], label: str | None) -> dict[str, Any]:
     tags = ["traffic", f"label:{label}" if label else "unreviewed"]
     tags += [f"{name}:{value}" for name, value in (("model", exchange.model), ("prompt", exchange.prompt_name),
                                                     ("feature", exchange.feature)) if value]
-    return {"id": f"t-{exchange.id[:16]}", "inputs": {"request": request, "input": exchange.input},
+    return {"id": f"t-{exchange.id}", "inputs": {"request": request, "input": exchange.input},
             "expected": {"output": exchange.output, "label": label}, "tags": tags}
 
 

@@ -129,3 +129,32 @@ def make_runtime(scripted_judge: ScriptedJudge, judge_engine: Any) -> Iterator[C
             runtime.close()
         use_runtime(None)
         close_runtime()
+
+
+def add_traffic(engine: Any, count: int, *, start: int = 0, age_s: float = 60.0, feature: str | None = "chat",
+                confidence: float | None = None, stream: bool = False, model: str = "local/smollm2-135m") -> list[str]:
+    """Log `count` successful chat calls (question i -> answer i); returns their traffic ids."""
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from core.tables import TrafficRecord, utc_now
+
+    ids = []
+    with Session(engine) as session:
+        for i in range(start, start + count):
+            request = {"model": model, "messages": [{"role": "system", "content": "Be brief."},
+                                                    {"role": "user", "content": f"question {i}"}]}
+            answer = f"answer {i}"
+            body = answer if stream else orjson.dumps(
+                {"choices": [{"message": {"role": "assistant", "content": answer}}]}).decode()
+            traffic_id = f"{i:032x}"
+            ids.append(traffic_id)
+            session.add(TrafficRecord(
+                id=traffic_id, request_id=f"req-{i}", created_at=utc_now() - timedelta(seconds=age_s),
+                endpoint="chat", requested_model=model, served_model=model, feature=feature, stream=stream,
+                status=200, request_body=orjson.dumps(request).decode(), response_body=body, latency_ms=5.0,
+                confidence=confidence, prompt_name="support",
+            ))
+        session.commit()
+    return ids

@@ -90,6 +90,7 @@ class Gate:
                 waiter.future.cancel()
                 self._waiting -= 1
                 self.timed_out += 1
+                self._prune()
                 raise Overloaded(
                     f"{deployment.label}: no capacity within {limits.queue_timeout_s:g} s",
                     retry_after_s=self.retry_after_s(),
@@ -101,10 +102,18 @@ class Gate:
             elif not waiter.future.done():
                 waiter.future.cancel()
                 self._waiting -= 1
+                self._prune()
             raise
         self._reserved -= 1
         waited = time.monotonic() - waiter.since
         self._wait_estimate_s = 0.8 * self._wait_estimate_s + 0.2 * waited
+
+    def _prune(self) -> None:
+        # Waiters that gave up stay in the heap until a grant reaches them; while the deployment is stuck,
+        # drop them here so the heap stays about as large as the queue.
+        if len(self._heap) > 2 * self.limits.queue_size + 16:
+            self._heap = [waiter for waiter in self._heap if not waiter.future.done()]
+            heapq.heapify(self._heap)
 
     def retry_after_s(self) -> float:
         """When a refused client should come back: the recent queue wait, at least one second."""

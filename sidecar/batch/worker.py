@@ -75,6 +75,12 @@ class BatchWorker:
             await self._run(batch_id)
         except asyncio.CancelledError:
             raise
+        except FileNotFoundError as exc:  # the input file is gone from disk: the batch cannot go on
+            log.error("batch %s: %s; the batch fails", batch_id, exc)
+            document = orjson.dumps({"object": "list", "data": [
+                {"code": "input_file_missing", "message": "the input file is missing", "param": None, "line": None}]})
+            await asyncio.to_thread(self.store.update_batch, batch_id, status="failed", failed_at=utc_now(),
+                                    errors=document.decode())
         except Exception:  # boundary: one broken batch must not stop the others
             log.exception("batch %s: failed while running; it is retried on the next poll", batch_id)
             await asyncio.sleep(self.settings.poll_interval_s)

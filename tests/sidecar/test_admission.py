@@ -148,3 +148,15 @@ def test_a_cancelled_waiter_gives_its_place_back():
 
     depth, log = asyncio.run(scenario())
     assert depth == 0 and log == ["first", "next"]
+
+
+def test_waiters_that_gave_up_do_not_pile_up_while_a_deployment_is_stuck():
+    async def scenario() -> tuple[int, int]:
+        gate, deployment = Gate(Limits(1, 2, 0.001)), _Deployment(outstanding=1)
+        for _ in range(60):
+            with pytest.raises(Overloaded):
+                await gate.enter(deployment)
+        return len(gate._heap), gate.timed_out
+
+    heap, timed_out = asyncio.run(scenario())
+    assert timed_out == 60 and heap <= 2 * 2 + 16 + 1

@@ -171,3 +171,12 @@ def test_a_batch_survives_a_sidecar_restart(make_sidecar, slow_fake, db_url):
     resumed = len([r for r in collector.records if r.segment == "batch"])
     assert resumed == slow_fake.stats()["requests_total"] - interrupted
     assert 8 - interrupted <= resumed <= 8 - interrupted + 1
+
+
+def test_a_batch_whose_input_file_vanished_fails_instead_of_retrying_forever(make_sidecar, fake, tmp_path):
+    proxy, _ = make_sidecar(models(fake), **batch_settings())
+    file_id = upload(proxy, jsonl(2)).json()["id"]
+    (tmp_path / ".tollgate" / "files" / f"{file_id}.jsonl").unlink()
+    batch = wait_status(proxy, create(proxy, file_id)["id"], {"failed", "completed"})
+    assert batch["status"] == "failed"
+    assert [e["code"] for e in batch["errors"]["data"]] == ["input_file_missing"]

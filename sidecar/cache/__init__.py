@@ -22,7 +22,7 @@ def build_cache_stage(runtime: Any) -> CacheStage:
             raise ConfigError("cache.store is 'redis' but redis_url is not set")
         from sidecar.cache.shared import RedisTier
 
-        redis = RedisTier(settings.redis_url, config.redis_timeout_s)
+        redis = RedisTier(settings.redis_url, config.redis_timeout_s, config.semantic.max_entries_per_scope)
     elif config.store == "database":
         from sidecar.admin import runtime_engine
         from sidecar.cache.shared import DatabaseTier

@@ -58,6 +58,11 @@ class SemanticIndex:
         scope.next = (slot + 1) % len(scope.keys)
         scope.size = min(scope.size + 1, len(scope.keys))
 
+    def keys(self, scope_key: str) -> set[str]:
+        """The keys indexed under `scope_key`."""
+        scope = self._scopes.get(scope_key)
+        return set(scope.keys[: scope.size]) if scope is not None else set()
+
     def nearest(self, scope_key: str, vector: np.ndarray) -> tuple[str, float] | None:
         """The most similar indexed key and its similarity, if it reaches the threshold."""
         scope = self._scopes.get(scope_key)

@@ -8,6 +8,7 @@ read once at start-up to warm the memory and semantic tiers.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections import deque
@@ -22,17 +23,23 @@ from sidecar.cache.memory import CacheEntry
 
 log = logging.getLogger("tollgate.sidecar.cache")
 REDIS_PREFIX = "tollgate:cache:"
+SCOPE_PREFIX = "tollgate:cache-scope:"
 WARN_EVERY_S = 60.0
 
 
 class RedisTier:
-    """Entries in Redis with their TTL, as a JSON header line followed by the body."""
+    """Entries in Redis with their TTL, as a JSON header line followed by the body.
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    Entries the semantic cache can find are also listed per scope (`…scope:<scope>`, newest last, trimmed to
+    `max_per_scope`), so a sidecar that finds no neighbour in its own index can pull its peers' entries.
+    """
+
+    def __init__(self, url: str, timeout_s: float, max_per_scope: int = 2_000) -> None:
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=max(timeout_s, 1.0))
         self._timeout_s = timeout_s
+        self._max_per_scope = max_per_scope
         self._warned_at = 0.0
         self.errors = 0
 
@@ -44,14 +51,36 @@ class RedisTier:
             return None
         if raw is None:
             return None
-        return _decode(key, raw if isinstance(raw, bytes) else raw.encode())
+        return _decode(key, raw)
+
+    async def scope_entries(self, scope: str, known: set[str]) -> list[CacheEntry]:
+        """The live entries listed under `scope` whose keys are not in `known`."""
+        try:
+            listed = await asyncio.wait_for(self._client.lrange(SCOPE_PREFIX + scope, 0, -1), self._timeout_s)
+            keys = list(dict.fromkeys(k.decode() if isinstance(k, bytes) else k for k in listed))
+            keys = [key for key in keys if key not in known]
+            if not keys:
+                return []
+            values = await asyncio.wait_for(self._client.mget([REDIS_PREFIX + key for key in keys]), self._timeout_s)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._warn("read", exc)
+            return []
+        found = [_decode(key, raw) for key, raw in zip(keys, values, strict=True) if raw is not None]
+        return [entry for entry in found if entry is not None and entry.vector is not None]
 
     async def put(self, entry: CacheEntry) -> None:
         ttl_ms = int((entry.expires_at - time.time()) * 1000)
         if ttl_ms <= 0:
             return
         try:
-            await self._client.set(REDIS_PREFIX + entry.key, _encode(entry), px=ttl_ms)
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.set(REDIS_PREFIX + entry.key, _encode(entry), px=ttl_ms)
+                if entry.scope is not None and entry.vector is not None:
+                    listing = SCOPE_PREFIX + entry.scope
+                    pipe.rpush(listing, entry.key)
+                    pipe.ltrim(listing, -self._max_per_scope, -1)
+                    pipe.pexpire(listing, ttl_ms)
+                await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:  # a failed store only costs a future miss
             self._warn("write", exc)
 
@@ -69,11 +98,14 @@ class RedisTier:
 
 def _encode(entry: CacheEntry) -> bytes:
     header = {"x": entry.expires_at, "e": entry.endpoint, "m": entry.model, "p": entry.prompt_name,
-              "v": entry.prompt_version, "s": entry.scope, "q": entry.query}
+              "v": entry.prompt_version, "s": entry.scope, "q": entry.query,
+              "w": base64.b64encode(entry.vector).decode() if entry.vector is not None else None}
     return orjson.dumps(header) + b"\n" + entry.body
 
 
-def _decode(key: str, raw: bytes) -> CacheEntry | None:
+def _decode(key: str, raw: bytes | str) -> CacheEntry | None:
+    if isinstance(raw, str):
+        raw = raw.encode()
     head, sep, body = raw.partition(b"\n")
     if not sep:
         return None
@@ -81,8 +113,10 @@ def _decode(key: str, raw: bytes) -> CacheEntry | None:
         header = orjson.loads(head)
     except orjson.JSONDecodeError:
         return None
-    return CacheEntry(key, body, float(header["x"]), header["e"], header["m"], header["p"], header["v"],
-                      header["s"], header["q"])
+    vector = base64.b64decode(header["w"]) if header.get("w") else None
+    entry = CacheEntry(key, body, float(header["x"]), header["e"], header["m"], header["p"], header["v"],
+                       header["s"], header["q"], vector)
+    return None if entry.expired() else entry
 
 
 class DatabaseTier:

@@ -82,6 +82,8 @@ class CacheStage(BaseStage):
             assert request.query is not None
             vector = await self.embedder.embed(request.query)
             found = self.index.nearest(request.scope, vector)
+            if found is None and self.redis is not None and await self._pull_scope(request.scope):
+                found = self.index.nearest(request.scope, vector)
             if found is not None:
                 entry = await self._lookup(found[0])
                 if entry is not None and entry.scope == request.scope:
@@ -102,6 +104,16 @@ class CacheStage(BaseStage):
             else:
                 entry = None
         return entry
+
+    async def _pull_scope(self, scope: str) -> bool:
+        """Index the entries other sidecars stored for `scope` in Redis; True when there were new ones."""
+        assert self.redis is not None and self.index is not None
+        entries = await self.redis.scope_entries(scope, self.index.keys(scope))
+        for entry in entries:
+            assert entry.vector is not None
+            self.memory.put(entry)
+            self.index.add(scope, entry.key, np.frombuffer(entry.vector, dtype=np.float32))
+        return bool(entries)
 
     def _answer(self, exchange: Exchange, entry: CacheEntry, result: str) -> Reply:
         self._note(exchange, result)

@@ -225,3 +225,47 @@ def test_database_store_survives_a_restart(make_sidecar, fake, db_url, tmp_path)
     paraphrase = ask(second, chat("How can I reset my password?", temperature=0))
     assert paraphrase.headers["x-tollgate-cache"] == "semantic" and paraphrase.json() == semantic.json()
     assert upstream_calls(fake) == before
+
+
+@pytest.mark.redis
+def test_a_sidecar_finds_semantic_neighbours_its_peer_stored_in_redis(make_sidecar, fake, redis_url, nonce):
+    settings = {"cache": {"enabled": True, "store": "redis", "semantic": {"enabled": True}}, "redis_url": redis_url}
+    first, _ = make_sidecar(models(fake), **settings)
+    second, _ = make_sidecar(models(fake), **settings)
+    system = f"You answer questions about the booking {nonce}."
+
+    def body(text: str) -> dict:
+        return {"model": MODEL, "temperature": 0, "messages": [
+            {"role": "system", "content": system}, {"role": "user", "content": text}]}
+
+    original = ask(first, body("How do I reset my password?"))
+    assert original.headers["x-tollgate-cache"] == "miss"
+    _wait_for_scope_in_redis(redis_url, body("How do I reset my password?"))
+    before = upstream_calls(fake)
+    peer = ask(second, body("How can I reset my password?"))
+    assert peer.headers["x-tollgate-cache"] == "semantic"
+    assert peer.json() == original.json()
+    assert upstream_calls(fake) == before
+    unrelated = ask(second, body("How do I change my email address?"))
+    assert unrelated.headers["x-tollgate-cache"] == "miss"
+
+
+def _wait_for_scope_in_redis(redis_url: str, body: dict, timeout_s: float = 5.0) -> None:
+    """The first sidecar stores in Redis after its answer went out: wait until its scope listing is there."""
+    import redis
+
+    from sidecar.cache.keys import describe_request
+    from sidecar.cache.shared import SCOPE_PREFIX
+    from sidecar.traffic.record import RawTraffic
+
+    raw = RawTraffic(request_id="r", started_at=0.0, endpoint="chat.completions", status=0, latency_ms=0.0)
+    described = describe_request("chat.completions", body, raw)
+    assert described is not None and described.scope is not None
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not client.exists(SCOPE_PREFIX + described.scope):
+            assert time.monotonic() < deadline, "the entry never reached Redis"
+            time.sleep(0.02)
+    finally:
+        client.close()

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +32,7 @@ from sidecar.pipeline import BaseStage, Exchange, Reply
 log = logging.getLogger("tollgate.sidecar.cache")
 HEADER = b"x-tollgate-cache"
 _STORABLE_FINISH = frozenset({"stop", "length", "tool_calls", "function_call"})
-RESULTS = ("hit", "semantic", "miss", "bypass")
+PULL_EVERY_S = 1.0  # a busy scope's listing is read from Redis at most this often per sidecar
 
 
 @dataclass(slots=True)
@@ -61,6 +61,7 @@ class CacheStage(BaseStage):
         self.loaded = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lookups: Any = None
+        self._pulled: OrderedDict[str, float] = OrderedDict()
 
     # -- request path --------------------------------------------------------------------------------------
 
@@ -108,6 +109,13 @@ class CacheStage(BaseStage):
     async def _pull_scope(self, scope: str) -> bool:
         """Index the entries other sidecars stored for `scope` in Redis; True when there were new ones."""
         assert self.redis is not None and self.index is not None
+        now = time.monotonic()
+        if now - self._pulled.get(scope, -PULL_EVERY_S) < PULL_EVERY_S:
+            return False
+        self._pulled[scope] = now
+        self._pulled.move_to_end(scope)
+        if len(self._pulled) > 1_000:
+            self._pulled.popitem(last=False)
         entries = await self.redis.scope_entries(scope, self.index.keys(scope))
         for entry in entries:
             assert entry.vector is not None

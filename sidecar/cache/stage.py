@@ -110,7 +110,8 @@ class CacheStage(BaseStage):
         """Index the entries other sidecars stored for `scope` in Redis; True when there were new ones."""
         assert self.redis is not None and self.index is not None
         now = time.monotonic()
-        if now - self._pulled.get(scope, -PULL_EVERY_S) < PULL_EVERY_S:
+        last = self._pulled.get(scope)
+        if last is not None and now - last < PULL_EVERY_S:
             return False
         self._pulled[scope] = now
         self._pulled.move_to_end(scope)

@@ -158,10 +158,14 @@ class JudgePanel:
                 return Verdict(judge.id, sample, found[0], found[1], cached=True)
         model = make_judge_model(judge, self.base_url, timeout_s=self.timeout_s, feature=self.feature,
                                  transport=self.transport)
+        # Direct calls time out one by one (`timeout_s` each); this bounds a whole verdict (a metric makes up to
+        # three calls). Through a session's call pool a judge call may first wait behind queued model calls, so
+        # there only the pool's own timeouts apply: a slow machine must not turn into unscored cases.
+        limit = None if self.transport is not None else self.timeout_s * 4
         try:
-            value, reason = await asyncio.wait_for(self._measure(spec, model, item), timeout=self.timeout_s * 2)
+            value, reason = await asyncio.wait_for(self._measure(spec, model, item), timeout=limit)
         except (JudgeFailure, TimeoutError) as exc:
-            error = str(exc) or f"timed out after {self.timeout_s * 2:g} s"
+            error = str(exc) or f"timed out after {limit:g} s"
             return self._failed(judge, sample, error, model)
         except Exception as exc:  # noqa: BLE001 - boundary: a deepeval error about one verdict is that verdict's
             return self._failed(judge, sample, f"{type(exc).__name__}: {exc}".splitlines()[0][:300], model)

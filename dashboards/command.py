@@ -51,6 +51,7 @@ def streamlit_command(address: str, port: int) -> list[str]:
         f"--server.port={port}",
         "--server.headless=true",
         "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=minimal",  # no "Deploy" button: this app is served by its owner
     ]
 
 

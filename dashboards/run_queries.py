@@ -37,6 +37,9 @@ def list_runs(engine: Engine, *, limit: int = 200, branch: str | None = None) ->
     scored = sa.func.sum(sa.case((cases.c.passed.is_not(None), 1), else_=0))
     passed = sa.func.sum(sa.case((cases.c.passed.is_(True), 1), else_=0))
     errors = sa.func.sum(sa.case((cases.c.error.is_not(None), 1), else_=0))
+    recent = sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(limit)
+    if branch:
+        recent = recent.where(runs.c.git_branch == branch)
     totals = (
         sa.select(
             cases.c.run_id,
@@ -45,12 +48,10 @@ def list_runs(engine: Engine, *, limit: int = 200, branch: str | None = None) ->
             passed.label("passed"),
             errors.label("errors"),
         )
+        .where(cases.c.run_id.in_(recent.scalar_subquery()))
         .group_by(cases.c.run_id)
         .subquery()
     )
-    recent = sa.select(runs.c.id).order_by(runs.c.started_at.desc()).limit(limit)
-    if branch:
-        recent = recent.where(runs.c.git_branch == branch)
     query = (
         sa.select(
             runs.c.id, runs.c.started_at, runs.c.label, runs.c.git_branch, runs.c.git_commit, runs.c.status,

@@ -16,11 +16,11 @@ def render(ctx: PageContext) -> None:
     st.title("Quality in production")
     left, middle, right = st.columns(3)
     with left:
-        window = pick_window("quality_window", default="last 7 days")
+        window = pick_window("quality_window")
     with middle:
         step = cast(Step, st.selectbox("Step", ["hour", "day"], index=1, key="quality_step"))
     with right:
-        prompts = ["(all)", *queries.traffic_options(ctx.engine, "prompt_name", window)]
+        prompts = ["(all)", *queries.filter_options(ctx.engine, "prompt_name", window)]
         picked = st.selectbox("Prompt", prompts, key="quality_prompt")
     prompt = None if picked == "(all)" else str(picked)
 

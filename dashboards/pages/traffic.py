@@ -56,7 +56,7 @@ def _filters(ctx: PageContext) -> queries.TrafficFilter:
          ("Prompt", "prompt_name"), ("Arm", "variant"), ("Error class", "error_class")),
         strict=True,
     ):
-        options = [_ANY, *queries.traffic_options(ctx.engine, field, window)]
+        options = [_ANY, *queries.filter_options(ctx.engine, field, window)]
         value = column.selectbox(name, options, key=f"traffic_{field}")
         picks[field] = None if value == _ANY else value
     outcome = fourth.selectbox("Outcome", ["any", "ok", "error"], key="traffic_outcome")

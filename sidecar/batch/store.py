@@ -78,9 +78,7 @@ class BatchStore:
             return session.get(BatchFile, file_id)
 
     def list_files(self, limit: int) -> list[BatchFile]:
-        with Session(self.engine) as session:
-            statement = select(BatchFile).order_by(col(BatchFile.created_at).desc()).limit(limit)
-            return list(session.exec(statement).all())
+        return self._newest(BatchFile, limit)
 
     # -- batches -------------------------------------------------------------------------------------------
 
@@ -92,9 +90,7 @@ class BatchStore:
             return session.get(BatchJob, batch_id)
 
     def list_batches(self, limit: int) -> list[BatchJob]:
-        with Session(self.engine) as session:
-            statement = select(BatchJob).order_by(col(BatchJob.created_at).desc()).limit(limit)
-            return list(session.exec(statement).all())
+        return self._newest(BatchJob, limit)
 
     def active_batch_ids(self) -> list[str]:
         with Session(self.engine) as session:
@@ -127,6 +123,11 @@ class BatchStore:
                 session.commit()
                 session.refresh(row)
             return row
+
+    def _newest(self, table: Any, limit: int) -> list[Any]:
+        with Session(self.engine) as session:
+            statement = select(table).order_by(col(table.created_at).desc()).limit(limit)
+            return list(session.exec(statement).all())
 
     def _save(self, row: Any) -> Any:
         with Session(self.engine) as session:

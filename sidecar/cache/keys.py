@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from sidecar.guards.text import message_text
 from sidecar.traffic.record import RawTraffic
 
 CACHEABLE_ENDPOINTS = frozenset({"chat.completions", "completions"})
@@ -73,15 +74,6 @@ def _split_query(endpoint: str, fields: dict[str, Any]) -> tuple[dict[str, Any],
     if not text.strip():
         return None
     return {**fields, "messages": [*messages[:-1], {"role": "user"}]}, text
-
-
-def message_text(content: Any) -> str:
-    """A message's text: the string, or the text parts of a content list joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
-    return ""
 
 
 def _digest(material: dict[str, Any]) -> str:

@@ -40,7 +40,7 @@ USERS = [f"user-{index}" for index in range(2_000)]
 FEATURES = [f"feature-{index}" for index in range(12)]
 PROMPTS = [f"prompt-{index}" for index in range(8)]
 SEGMENTS = ["free", "pro", "enterprise"]
-ARMS = [None] * 17 + ["canary", "canary", "shadow"]
+ARMS = ["production"] * 17 + ["canary", "canary", "shadow"]
 GUARDS = ['[{"guard": "pii", "reason": "email", "action": "redact"}]',
           '[{"guard": "injection", "reason": "ignore previous", "action": "block"}]']
 CHUNK = 20_000
@@ -125,6 +125,10 @@ def seed(engine: sa.Engine, rows: int, days: float, end: datetime) -> dict[str, 
     with engine.begin() as connection:
         connection.execute(sa.insert(JudgeScore.__table__), judged)  # type: ignore[attr-defined]
     _runs(engine, end)
+    if engine.dialect.name == "postgresql":
+        # What autovacuum does after a bulk load; without statistics the planner scans the traffic table.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("ANALYZE")
     return {"traffic_s": traffic_s, "judge_scores": len(judged)}
 
 
@@ -203,6 +207,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", help="also seed this (empty) PostgreSQL database and time the pages there")
     parser.add_argument("--keep", help="SQLite file to seed and keep (reused as is when it exists)")
+    parser.add_argument("--seeded", action="store_true", help="the --postgres database is already seeded")
     args = parser.parse_args()
     os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     end = datetime.now(UTC)
@@ -211,7 +216,7 @@ def main() -> None:
         path = Path(args.keep) if args.keep else folder / "dashboard.db"
         targets = [("SQLite", f"sqlite:///{path}", args.keep is not None and path.exists())]
         if args.postgres:
-            targets.append(("PostgreSQL", args.postgres, False))
+            targets.append(("PostgreSQL", args.postgres, args.seeded))
         for label, url, reuse in targets:
             if not reuse:
                 engine = open_database(url)

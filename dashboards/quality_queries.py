@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.tables import JudgeScore
-from dashboards.queries import TRAFFIC, Step, Window, bucket_expression, fetch_all
+from dashboards.queries import NO_LABEL, TRAFFIC, Step, Window, bucket_expression, fetch_all
 
 SCORES: sa.Table = JudgeScore.__table__  # type: ignore[attr-defined]
 
@@ -47,7 +47,7 @@ def scores_over_time(engine: Engine, window: Window, step: Step = "hour") -> lis
 def scores_by_arm(engine: Engine, window: Window, prompt: str | None = None) -> list[dict[str, Any]]:
     """Per release arm and metric: judged items, mean score and pass rate of the requests each arm served."""
     scores, traffic = SCORES, TRAFFIC
-    arm = sa.func.coalesce(traffic.c.variant, "production")
+    arm = sa.func.coalesce(traffic.c.variant, NO_LABEL)
     where = window.clauses(scores.c.created_at)
     if prompt:
         where.append(traffic.c.prompt_name == prompt)

@@ -24,7 +24,8 @@ Step = Literal["hour", "day"]
 TRAFFIC: sa.Table = TrafficRecord.__table__  # type: ignore[attr-defined]
 REVIEWS: sa.Table = ReviewItem.__table__  # type: ignore[attr-defined]
 LATENCY: sa.Table = LatencyRollup.__table__  # type: ignore[attr-defined]
-ARMS = ("production", "canary", "shadow")
+NO_LABEL = "(no label)"  # traffic not under release control
+ARMS = ("production", "canary", "shadow", NO_LABEL)
 _COST_DIMENSIONS = {"requested_model": "model", "user": "user", "feature": "feature", "key_id": "key"}
 COUNT_CAP = 10_000  # a filtered count stops here: "10,000+" is as useful as the exact figure and bounded
 EXPORT_CAP = 5_000
@@ -96,8 +97,8 @@ class TrafficFilter:
         ):
             if value:
                 where.append(table.c[column] == value)
-        if self.variant == "production":
-            where.append(sa.or_(table.c.variant.is_(None), table.c.variant == "production"))
+        if self.variant == NO_LABEL:
+            where.append(table.c.variant.is_(None))
         elif self.variant:
             where.append(table.c.variant == self.variant)
         if self.outcome == "ok":
@@ -309,30 +310,6 @@ def _guard_names(engine: Engine) -> tuple[Any, sa.ColumnElement[Any], sa.ColumnE
         sa.func.coalesce(sa.func.json_extract(events.c.value, "$.guard"), "unknown"),
         sa.func.coalesce(sa.func.json_extract(events.c.value, "$.action"), "unknown"),
     )
-
-
-def arm_comparison(engine: Engine, window: Window, prompt: str | None = None) -> list[dict[str, Any]]:
-    """Production, canary and shadow (and A/B arms) side by side: volume, errors, latency, tokens, cost."""
-    table = TRAFFIC
-    arm = sa.func.coalesce(table.c.variant, "production")
-    failed = sa.or_(table.c.status >= 400, table.c.error_class.is_not(None))
-    where = window.clauses(table.c.created_at)
-    if prompt:
-        where.append(table.c.prompt_name == prompt)
-    query = (
-        sa.select(
-            arm.label("arm"),
-            sa.func.count().label("requests"),
-            sa.func.avg(sa.case((failed, 1.0), else_=0.0)).label("error_rate"),
-            sa.func.avg(table.c.latency_ms).label("mean_latency_ms"),
-            sa.func.avg(table.c.tokens_out).label("mean_tokens_out"),
-            sa.func.avg(table.c.cost_usd).label("mean_cost_usd"),
-        )
-        .where(*where)
-        .group_by(arm)
-        .order_by(arm)
-    )
-    return fetch_all(engine, query)
 
 
 # -- review queue ------------------------------------------------------------------------------------------

@@ -95,8 +95,9 @@ def _export(ctx: PageContext, selection: queries.TrafficFilter, count: int) -> N
     cases = text.count("\n")
     st.session_state["traffic_export_cases"] = cases
     st.write(f"{cases} case(s); {skipped} request(s) left out (bodies not logged, truncated or not chat).")
+    # on_click="ignore": downloading must not rerun the page (which would drop the prepared file).
     st.download_button("Download dataset.jsonl", text, file_name="traffic-dataset.jsonl",
-                       mime="application/jsonl", key="traffic_download")
+                       mime="application/jsonl", key="traffic_download", on_click="ignore")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ USERS = ("alice", "bob", "carol")
 FEATURES = ("search", "summary")
 PROMPTS = ("greet", "triage")
 SEGMENTS = ("free", "pro")
-ARMS = (None, None, None, "canary", "shadow")
+ARMS = ("production", "production", None, "canary", "shadow")
 PROMPT = "greet"
 GOOD_VERSION = "aaaa1111bbbb2222"  # its latest run passed: the gate lets it through
 BAD_VERSION = "cccc3333dddd4444"  # its latest run failed (exit status 1): the gate refuses it
@@ -74,6 +74,7 @@ def traffic_rows(count: int, now: datetime) -> list[dict[str, Any]]:
             latency_ms=float(50 + (index * 37) % 400),
             attempts=1,
             variant=ARMS[index % 5],
+            shadow_of=f"req-{index - 1}" if ARMS[index % 5] == "shadow" else None,
             guard_events=orjson.dumps(
                 [{"guard": "pii", "reason": "email", "action": "redact"}]
                 + ([{"guard": "toxicity", "reason": "0.9", "action": "block"}] if index % 12 == 1 else [])

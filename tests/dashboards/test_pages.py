@@ -136,21 +136,32 @@ def test_cost_page_shows_spend_by_dimension(seeded: Seeded, open_page):
 
 def test_quality_page_puts_the_arms_side_by_side(seeded: Seeded, open_page):
     at = open_page("pages/quality.py")
-    arm_of = {row["id"]: row["variant"] or "production" for row in seeded.traffic}
+    assert at.selectbox(key="quality_prompt").value == "greet"
+    greet = [row for row in seeded.traffic if row["prompt_name"] == "greet"]
+    arm_of = {row["id"]: row["variant"] or "(no label)" for row in greet}
     by_arm: dict[str, list[float]] = {}
     for score in seeded.judge_scores:
-        by_arm.setdefault(arm_of[score["traffic_id"]], []).append(score["value"])
+        if score["traffic_id"] in arm_of:
+            by_arm.setdefault(arm_of[score["traffic_id"]], []).append(score["value"])
     wide = frame(at, "quality_arm_scores")
+    assert set(wide.columns) == set(by_arm)
     for arm, values in by_arm.items():
         assert wide.loc["helpfulness", arm] == pytest.approx(sum(values) / len(values))
     assert wide.loc["helpfulness", "canary"] < wide.loc["helpfulness", "production"]
     traffic = frame(at, "quality_arm_traffic").set_index("arm")
-    for arm in ("production", "canary", "shadow"):
-        rows = [row for row in seeded.traffic if (row["variant"] or "production") == arm]
+    assert set(traffic.index) == {"production", "canary", "shadow"}  # unlabelled traffic is not an arm
+    for arm in traffic.index:
+        rows = [row for row in greet if row["variant"] == arm]
         assert traffic.loc[arm, "requests"] == len(rows)
         assert traffic.loc[arm, "error_rate"] == pytest.approx(sum(not _ok(r) for r in rows) / len(rows))
     over_time = frame(at, "quality_over_time")
     assert over_time["judged"].sum() == len(seeded.judge_scores)
+    pairs = frame(at, "quality_shadow_pairs")
+    shadows = sorted((row for row in greet if row["shadow_of"]), key=lambda row: row["created_at"], reverse=True)
+    assert list(pairs["request"]) == [row["shadow_of"] for row in shadows][:20]
+    served = {row["request_id"]: row for row in seeded.traffic}
+    first = served[shadows[0]["shadow_of"]]
+    assert pairs["served"][0] == (None if first["status"] >= 400 else f"answer {int(first['id'][1:])}")
 
 
 def test_review_queue_lists_and_a_lead_labels(seeded: Seeded, engine, open_page):

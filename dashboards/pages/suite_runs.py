@@ -62,14 +62,23 @@ def _comparison(ctx: PageContext, run_id: str, runs: list[dict[str, object]]) ->
         for row in comparison.rows
     ]
     show_table(pd.DataFrame(rows), key="comparison_table")
-    st.metric("Verdict", "regression" if comparison.failed else "no regression")
+    if comparison.failed:
+        regressed = ", ".join(row.suite for row in comparison.regressions) or "replayed suites"
+        st.error(f"Regression against {picked}: {regressed}")
+    else:
+        st.success(f"No regression against {picked}")
     for row in comparison.rows:
         if row.reasons:
             st.caption(f"**{row.suite}** ({row.verdict}): " + "; ".join(row.reasons))
         if row.new_failures:
-            st.write(f"New failures in {row.suite}: " + ", ".join(row.new_failures))
+            st.write(f"New failures in {row.suite}: " + _some(row.new_failures))
         if row.flaky:
-            st.write(f"Flaky cases in {row.suite}: " + ", ".join(row.flaky))
+            st.write(f"Flaky cases in {row.suite}: " + _some(row.flaky))
+
+
+def _some(case_ids: tuple[str, ...], shown: int = 20) -> str:
+    more = len(case_ids) - shown
+    return ", ".join(case_ids[:shown]) + (f" and {more} more (see the drill-down)" if more > 0 else "")
 
 
 def _num(value: float) -> float | None:

@@ -107,6 +107,7 @@ def test_suite_runs_page_compares_a_run_with_its_baseline(seeded: Seeded, open_p
     assert row["delta"] == pytest.approx(-0.15)
     assert row["ci_low"] <= -0.15 <= row["ci_high"]
     assert (row["new_failures"], row["flaky"]) == (1, 1)
+    assert [success.value for success in at.success] == ["No regression against baseline main"]  # not significant
     notes = " ".join(element.value for element in at.markdown)
     assert "New failures in qa: c03" in notes and "Flaky cases in qa: c05" in notes
 

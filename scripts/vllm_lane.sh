@@ -40,7 +40,17 @@ echo "starting vLLM on 127.0.0.1:$PORT (log: $LANE/server.log)..."
     --model "$MODEL_DIR" --served-model-name "$SERVED_NAME" --host 127.0.0.1 --port "$PORT" \
     --max-model-len 2048 --dtype bfloat16 --enable-prefix-caching >"$LANE/server.log" 2>&1 &
 SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
+stop_server() {
+    # vLLM's server stops its engine processes on SIGTERM; give it 30 s, then kill what is left.
+    kill "$SERVER" 2>/dev/null || return 0
+    for _ in $(seq 30); do
+        kill -0 "$SERVER" 2>/dev/null || return 0
+        sleep 1
+    done
+    pkill -KILL -P "$SERVER" 2>/dev/null || true
+    kill -KILL "$SERVER" 2>/dev/null || true
+}
+trap stop_server EXIT
 
 started=$(date +%s)
 until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do

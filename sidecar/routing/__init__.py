@@ -38,6 +38,11 @@ def build_routing(runtime: Any) -> list[Stage]:
         settings.escalation,
         HeuristicComplexity(settings.complexity),
     )
+    if runtime.metrics is not None:
+        runtime.metrics.add_state(
+            "tollgate_route_decisions", "Requests per routing rule ('-': none matched) and chosen model since start",
+            lambda: {key: float(count) for key, count in stage.decisions.items()}, ("rule", "model"),
+        )
     return [stage]
 
 

@@ -74,6 +74,10 @@ def test_no_matching_rule_keeps_the_requested_model(routed, fake, fake2):
     record = wait_record(collector, response.headers["x-request-id"])
     assert record.route_reason is None and record.served_model == "cheap"
     assert fake2.stats()["requests_total"] == 0
+    ask(proxy, "hello", headers={"X-Tollgate-Feature": "support"})
+    metrics = httpx.get(proxy.url.removesuffix("/v1") + "/metrics").text
+    assert 'tollgate_route_decisions{model="cheap",rule="-"} 1.0' in metrics
+    assert 'tollgate_route_decisions{model="big",rule="support"} 1.0' in metrics
 
 
 def test_a_virtual_model_name_is_resolved_by_a_catch_all_rule(routed, fake):

@@ -146,13 +146,13 @@ def test_admin_api_creates_lists_and_revokes_keys(make_sidecar, fake, db, monkey
     token, key_id = body["key"], body["id"]
     assert body["budget"]["limit_usd"] == 5 and body["budget"]["subject"] == key_id
     # This sidecar reloads at once after its own admin change (refresh_s is 30 s here).
-    assert _eventually(lambda: post(proxy, token).status_code == 200)
+    assert eventually(lambda: post(proxy, token).status_code == 200)
     listing = httpx.get(admin + "/keys", headers=auth).json()["data"]
     assert [k["id"] for k in listing] == [key_id] and token not in str(listing)
     assert httpx.post(admin + "/keys", headers=auth, json={"name": ""}).status_code == 400
     assert httpx.delete(admin + "/keys/key_nope", headers=auth).status_code == 404
     assert httpx.delete(admin + "/keys/" + key_id, headers=auth).json()["revoked_at"] is not None
-    assert _eventually(lambda: post(proxy, token).status_code == 401)
+    assert eventually(lambda: post(proxy, token).status_code == 401)
     assert httpx.get(admin + "/keys", headers=auth).json()["data"] == []
     budgets = httpx.get(admin + "/budgets", headers=auth).json()["data"]
     assert [(b["scope"], b["subject"], b["limit_usd"]) for b in budgets] == [("key", key_id, 5.0)]
@@ -169,7 +169,8 @@ def test_the_admin_api_is_off_without_an_admin_key(make_sidecar, fake, monkeypat
     assert response.status_code == 403 and "admin API is disabled" in response.json()["error"]["message"]
 
 
-def _eventually(check, timeout_s: float = 30.0) -> bool:
+def eventually(check, timeout_s: float = 30.0) -> bool:
+    """Poll `check` until it holds (background work: key reloads, the writer's rollups)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -186,7 +187,7 @@ def test_the_sidecar_records_soft_alerts_in_the_background(make_sidecar, fake, d
         "budgets": [{"scope": "user", "subject": "ana", "period": "daily", "limit_usd": 0.03}]})
     assert post(proxy, **{"x-tollgate-user": "ana"}).status_code == 200  # $0.019: past half of $0.03
     # The writer child process stores the row and its rollups; the next evaluation sees the spend.
-    assert _eventually(lambda: len(list_alerts(db, kind="budget")) == 1, timeout_s=60)
+    assert eventually(lambda: len(list_alerts(db, kind="budget")) == 1, timeout_s=60)
     [alert] = list_alerts(db, kind="budget")
     assert (alert.scope, alert.subject, alert.threshold) == ("user", "ana", 0.015)
     assert "reached 50% of its daily budget of $0.03" in alert.message

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from core.budgets import add_budget
 from core.database import open_database
 from core.keys import create_key
 from tests.conftest import REDIS_URL, skip_or_fail
+from tests.sidecar.access.test_access_stage import eventually
 from tests.sidecar.test_proxy import CHAT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -93,15 +93,6 @@ def _listening_url(process: subprocess.Popen) -> str:
 
 def post(url: str, token: str) -> httpx.Response:
     return httpx.post(url + "/chat/completions", json=CHAT, headers={"authorization": f"Bearer {token}"}, timeout=10)
-
-
-def eventually(check, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_rate_limits_are_shared_by_two_sidecar_processes(pg, two_sidecars):

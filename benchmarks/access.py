@@ -84,6 +84,7 @@ def stage_micro(calls: int) -> dict[str, float]:
     from core.budgets import BudgetBook, Limit
     from core.keys import hash_token
     from core.settings import Settings
+    from core.tables.common import utc_now
     from sidecar.access.counters import MemoryCounters
     from sidecar.access.stage import AccessStage
     from sidecar.access.state import AccessSnapshot, KeyInfo
@@ -95,7 +96,7 @@ def stage_micro(calls: int) -> dict[str, float]:
     key = KeyInfo("key_bench", "bench", None, (CHAT_MODEL, "other-*"), 10**9, 10**9, frozenset({CHAT_MODEL}))
     token = "tg-" + "x" * 43
     book = BudgetBook([Limit("key", "key_bench", "daily", 1e9), Limit("user", "*", "monthly", 1e9)])
-    snapshot = AccessSnapshot({hash_token(token): key}, book, {}, datetime_now())
+    snapshot = AccessSnapshot({hash_token(token): key}, book, {}, utc_now())
     stage = AccessStage(settings, None, MemoryCounters(), snapshot)
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     payload = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]}
@@ -112,12 +113,6 @@ def stage_micro(calls: int) -> dict[str, float]:
 
     samples = [asyncio.run(run()) for _ in range(5)]
     return {"us_per_request": statistics.median(samples)}
-
-
-def datetime_now() -> Any:
-    from core.tables.common import utc_now
-
-    return utc_now()
 
 
 def main() -> int:

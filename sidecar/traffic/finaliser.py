@@ -38,6 +38,8 @@ _TEXT_COLUMNS: tuple[str, ...] = tuple(
     for column in TRAFFIC_TABLE.columns
     if isinstance(column.type, sa.String) or isinstance(getattr(column.type, "impl", None), sa.String)
 )
+CACHE_SERVED = frozenset({"hit", "semantic"})
+"""`cache_status` values of answers the sidecar served itself: no upstream bill."""
 _TRUNCATED = "…[truncated]"
 _MAX_ERROR_MESSAGE_CHARS = 2_000
 _REDACTION_MARGIN = 256  # redact a little past the cut so a value straddling it is not half-kept
@@ -91,8 +93,7 @@ class RecordFinaliser:
             "tokens_in": tokens_in,
             "tokens_out": tokens_out,
             "usage_estimated": estimated,
-            "cost_usd": self._prices.cost(model, tokens_in, tokens_out, cached_in=usage.cached_in if usage else None,
-                                          cache_write_in=usage.cache_write_in if usage else None) if model else None,
+            "cost_usd": self._cost(raw, model, tokens_in, tokens_out, usage),
             "ttft_ms": raw.ttft_ms,
             "tpot_ms": _tpot_ms(raw, tokens_out),
             "latency_ms": float(raw.latency_ms),
@@ -108,6 +109,18 @@ class RecordFinaliser:
             "review_reason": raw.review_reason,
         }
         return clip_strings(row)
+
+    def _cost(
+        self, raw: RawTraffic, model: str | None, tokens_in: int | None, tokens_out: int | None, usage: Usage | None
+    ) -> float | None:
+        """What the call cost upstream: nothing for an answer served from the sidecar's cache."""
+        if raw.cache_status in CACHE_SERVED:
+            return 0.0
+        if not model:
+            return None
+        cached_in = usage.cached_in if usage else None
+        cache_write_in = usage.cache_write_in if usage else None
+        return self._prices.cost(model, tokens_in, tokens_out, cached_in=cached_in, cache_write_in=cache_write_in)
 
     def _tokens(
         self, raw: RawTraffic, usage: Usage | None, generated: str

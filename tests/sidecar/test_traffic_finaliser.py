@@ -89,6 +89,15 @@ def finaliser(tmp_path: Path) -> RecordFinaliser:
     return RecordFinaliser(settings, PriceBook(settings))
 
 
+def test_answers_served_from_the_cache_cost_nothing(finaliser: RecordFinaliser) -> None:
+    raw = chat_raw()
+    raw.cache_status = "semantic"
+    row = finaliser.finalise(raw)
+    assert (row["tokens_in"], row["tokens_out"], row["cost_usd"]) == (12, 5, 0.0)
+    raw.cache_status = "miss"
+    assert finaliser.finalise(raw)["cost_usd"] == pytest.approx((12 * 3.0 + 5 * 15.0) / 1e6)
+
+
 def test_non_stream_usage_and_cost(finaliser: RecordFinaliser) -> None:
     raw = chat_raw()
     row = finaliser.finalise(raw)

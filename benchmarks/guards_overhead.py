@@ -8,8 +8,9 @@ the traffic log on: `guards-off` (no guard settings: no guard stage at all) and 
 (`guards: {defaults: true}`: size limit, injection patterns + MiniLM similarity, PII noted in requests and
 redacted from answers, streams included). Then, alternating the order round by round:
 1. c1 latency with wrk (one fixed body, so the injection guard's embedding comes from its cache);
-2. c1 latency with a new user message on every request (the embedding is computed every time: the cost a
-   real, unrepeated conversation pays), sequential aiohttp requests;
+2. c1 latency with a new user message on every request, sequential aiohttp requests: once with an ordinary
+   question (the injection guard's word prefilter skips the embedding), once with a message using words
+   attacks use ("rules", "ignore", "earlier"), so the MiniLM embedding is computed for every request;
 3. c64 throughput with wrk (fixed body);
 4. streaming time to first content (the answer passes the PII look-back filter).
 Figures are medians over rounds of each target's p50/p99; "added" is the guarded sidecar minus the unguarded
@@ -68,12 +69,16 @@ def start_guarded_sidecar(scratch: Path, name: str, chat_url: str, stream_url: s
     return child, data_dir / ".tollgate"
 
 
-async def unique_requests(url: str, count: int, offset: int) -> list[float]:
+PLAIN = "Request {}: could you tell me how to change the delivery address of my order?"
+WORDY = "Request {}: what are the rules for changing the delivery address? Ignore the earlier order."
+
+
+async def unique_requests(url: str, count: int, offset: int, template: str) -> list[float]:
     """Sequential chat requests, each with a user message never sent before; latencies in ms."""
     samples = []
     async with aiohttp.ClientSession() as session:
         for index in range(count):
-            text = f"Request {offset + index}: could you tell me how to change the delivery address of my order?"
+            text = template.format(offset + index)
             body = orjson.dumps({"model": CHAT_MODEL, "messages": [{"role": "user", "content": text}]})
             t0 = time.perf_counter()
             async with session.post(url + "/chat/completions", data=body,
@@ -94,15 +99,17 @@ def measure(targets: dict[str, str], stream_targets: dict[str, str], sidecars: d
     wrk_c1: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     wrk_c64: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     unique: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    wordy: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for name, url in targets.items():  # warm-up
         run_wrk(url, 1, 1, 1)
     offset = 0
     for round_index, name, url in alternate(targets, args.rounds):
         print(f"round {round_index + 1}: {name}", file=sys.stderr)
         wrk_c1[name].append(run_wrk(url, 1, 1, args.duration))
-        samples = asyncio.run(unique_requests(url, args.unique_requests, offset))
+        for template, into in ((PLAIN, unique), (WORDY, wordy)):
+            samples = asyncio.run(unique_requests(url, args.unique_requests, offset, template))
+            into[name].append({"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99)})
         offset += args.unique_requests
-        unique[name].append({"p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99)})
         wrk_c64[name].append(run_wrk(url, 2, 64, args.duration))
         if name in sidecars:
             wait_for_log_drain(*sidecars[name])
@@ -110,6 +117,8 @@ def measure(targets: dict[str, str], stream_targets: dict[str, str], sidecars: d
     return {
         "c1_fixed": {n: {k: median([r[k] for r in runs]) for k in ("p50_ms", "p99_ms")} for n, runs in wrk_c1.items()},
         "c1_unique": {n: {k: median([r[k] for r in runs]) for k in ("p50_ms", "p99_ms")} for n, runs in unique.items()},
+        "c1_unique_attack_words": {n: {k: median([r[k] for r in runs]) for k in ("p50_ms", "p99_ms")}
+                                   for n, runs in wordy.items()},
         "c64": {n: {k: median([r[k] for r in runs]) for k in ("rps", "p99_ms", "errors")} for n, runs in wrk_c64.items()},
         "ttft": {n: {"p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)} for n, v in ttft.items()},
         "rss_mib": {n: rss_mib(child.process.pid) for n, (child, _) in sidecars.items()},
@@ -122,7 +131,9 @@ def report(figures: dict[str, Any]) -> None:
 
     print("\n| measure | direct | guards off | guards default | added by guards |")
     print("|---|---|---|---|---|")
-    for section, label in (("c1_fixed", "c1 fixed body"), ("c1_unique", "c1 unique messages"), ("ttft", "stream TTFT")):
+    sections = (("c1_fixed", "c1 fixed body"), ("c1_unique", "c1 unique messages"),
+                ("c1_unique_attack_words", "c1 unique, attack words"), ("ttft", "stream TTFT"))
+    for section, label in sections:
         for key in ("p50_ms", "p99_ms"):
             row = figures[section]
             print(f"| {label} {key[:3]} ms | {row[DIRECT][key]:.2f} | {row[OFF][key]:.2f} (+{added(section, key, OFF):.2f}) | "

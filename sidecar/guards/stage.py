@@ -42,7 +42,7 @@ from sidecar.guards.detectors import InjectionDetector, ScopeDetector, SemanticD
 from sidecar.guards.events import Counter, Finding
 from sidecar.guards.semantic import Embedder, ExemplarClassifier, build_classifier, exemplars_for
 from sidecar.guards.streams import GuardStreamFilter, LookBack
-from sidecar.guards.text import user_text
+from sidecar.guards.text import reply_text, rewrite_reply, user_text
 from sidecar.guards.tokens import TokenCounter, choose_counter
 from sidecar.pipeline import BaseStage, Exchange, Reply, StreamFilter
 
@@ -57,6 +57,7 @@ class CompiledPolicy:
     policy: GuardPolicy
     checks: list[Check]
     embeds: bool  # some check reads the user's message through the embedding model
+    embeds_output: bool  # some check reads the answer through the embedding model
     schema: SchemaCheck | None
     streams: bool  # some check takes part in streams
 
@@ -114,10 +115,10 @@ class GuardStage(BaseStage):
         compiled, run = state
         if run.masker is not None and run.masker.values and reply.status == 200:
             document = reply.document()
-            from sidecar.guards.text import rewrite_reply
-
             if isinstance(document, dict) and rewrite_reply(document, run.masker.restore):
                 reply.replace_document(document)
+        if compiled.embeds_output and self.embedder is not None and reply.status == 200:
+            await self.embedder.aprepare([reply_text(reply.document()) or ""])  # off the event loop
         for check in compiled.checks:
             reply = await check.on_reply(exchange, reply, run)
         return reply
@@ -254,8 +255,9 @@ def _compile(policy: GuardPolicy, embedder: Embedder | None, counters: _Counters
         or (isinstance(c, TextCheck) and c.output)
         for c in checks
     )
-    embeds = any(isinstance(c, TextCheck) and c.input for c in checks)
-    return CompiledPolicy(policy, checks, embeds and embedder is not None, schema, streams)
+    embeds = any(isinstance(c, TextCheck) and c.input for c in checks) and embedder is not None
+    embeds_output = any(isinstance(c, TextCheck) and c.output for c in checks) and embedder is not None
+    return CompiledPolicy(policy, checks, embeds, embeds_output, schema, streams)
 
 
 class _Counters:

@@ -60,9 +60,11 @@ class LookBack:
     def _release(self, cut: int) -> str:
         pending = self.pending
         if self.kinds:
-            for match in find_pii(pending, self.kinds):
-                if match.start < cut < match.end:
-                    cut = match.start  # never release part of a value
+            # Seen after what was released (the context the released text is redacted in, below).
+            offset = len(self.sent)
+            for match in find_pii(self.sent + pending, self.kinds):
+                if match.start - offset < cut < match.end - offset:
+                    cut = max(match.start - offset, 0)  # never release part of a value
         if self.masker is not None:
             opening = pending.rfind("[", max(0, cut - MAX_TOKEN_CHARS), cut)
             if opening >= 0 and "]" not in pending[opening:cut]:

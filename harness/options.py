@@ -30,8 +30,6 @@ _OPTIONS: list[tuple[str, str, str, str | None]] = [
     ("--tollgate-label", "tollgate_label", "a label stored with this run", None),
     ("--tollgate-allow-cache", "tollgate_allow_cache",
      "let the sidecar answer from its response cache (true/false; off: every call is a fresh answer)", "false"),
-    ("--tollgate-allow-cache", "tollgate_allow_cache",
-     "let the sidecar answer from its response cache (true/false; off: every call is a fresh answer)", "false"),
     ("--tollgate-min-judge-agreement", "tollgate_min_judge_agreement",
      "fail the gate when a judge's latest calibration (Cohen's kappa) is below this or missing", None),
 ]
@@ -65,7 +63,6 @@ class Options:
     label: str | None
     gate: bool
     allow_cache: bool = False
-    allow_cache: bool = False
     min_judge_agreement: float | None = None
 
 
@@ -97,7 +94,6 @@ def read_options(config: pytest.Config) -> Options:
             stream=(value("tollgate_stream") or "true").lower() in ("1", "true", "yes", "on"),
             label=value("tollgate_label"),
             gate=not config.getoption("tollgate_no_gate"),
-            allow_cache=(value("tollgate_allow_cache") or "false").lower() in ("1", "true", "yes", "on"),
             allow_cache=(value("tollgate_allow_cache") or "false").lower() in ("1", "true", "yes", "on"),
             min_judge_agreement=_optional_float(value("tollgate_min_judge_agreement")),
         )

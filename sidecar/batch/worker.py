@@ -14,7 +14,9 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 
@@ -27,6 +29,7 @@ from sidecar.batch.store import BatchStore, ResultWriter, epoch
 log = logging.getLogger("tollgate.sidecar.batch")
 Call = Callable[[str, dict[str, Any], str], Awaitable[tuple[int, bytes]]]
 COUNTS_EVERY_S = 0.5
+T = TypeVar("T")
 
 
 class BatchWorker:
@@ -40,6 +43,9 @@ class BatchWorker:
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        # Database and disk calls run on threads of our own, so shutdown can wait for them: a cancelled
+        # `asyncio.to_thread` call keeps running and would hand its connection back after the engine closed.
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tollgate-batch")
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="tollgate-batch-worker")
@@ -53,12 +59,17 @@ class BatchWorker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._threads.shutdown)
+
+    def _blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Run a blocking call on the worker's threads."""
+        return asyncio.get_running_loop().run_in_executor(self._threads, partial(function, *args, **kwargs))
 
     async def _loop(self) -> None:
         ADMISSION_PRIORITY.set(BATCH)  # inherited by every task started from here
         while True:
             try:
-                for batch_id in await asyncio.to_thread(self.store.active_batch_ids):
+                for batch_id in await self._blocking(self.store.active_batch_ids):
                     if batch_id not in self._running:
                         task = asyncio.get_running_loop().create_task(self._guarded(batch_id))
                         self._running[batch_id] = task
@@ -79,7 +90,7 @@ class BatchWorker:
             log.error("batch %s: %s; the batch fails", batch_id, exc)
             document = orjson.dumps({"object": "list", "data": [
                 {"code": "input_file_missing", "message": "the input file is missing", "param": None, "line": None}]})
-            await asyncio.to_thread(self.store.update_batch, batch_id, status="failed", failed_at=utc_now(),
+            await self._blocking(self.store.update_batch, batch_id, status="failed", failed_at=utc_now(),
                                     errors=document.decode())
         except Exception:  # boundary: one broken batch must not stop the others
             log.exception("batch %s: failed while running; it is retried on the next poll", batch_id)
@@ -88,7 +99,7 @@ class BatchWorker:
             self._running.pop(batch_id, None)
 
     async def _run(self, batch_id: str) -> None:
-        batch = await asyncio.to_thread(self.store.get_batch, batch_id)
+        batch = await self._blocking(self.store.get_batch, batch_id)
         if batch is None:
             return
         if batch.status == "validating":
@@ -98,7 +109,7 @@ class BatchWorker:
         if batch.status == "in_progress":
             status = await self._execute(batch_id, batch.input_file_id)
             final = {"cancelled": "cancelling", "expired": "finalizing"}.get(status, "finalizing")
-            batch = await asyncio.to_thread(self.store.update_batch, batch_id, status=final,
+            batch = await self._blocking(self.store.update_batch, batch_id, status=final,
                                             **({"finalizing_at": utc_now()} if final == "finalizing" else {}))
             if batch is None:
                 return
@@ -114,20 +125,20 @@ class BatchWorker:
         def check() -> tuple[int, list[dict]]:
             return check_input(self.store.input_lines(file_id), endpoint, self.settings.max_requests)
 
-        total, errors = await asyncio.to_thread(check)
+        total, errors = await self._blocking(check)
         if errors:
             document = orjson.dumps({"object": "list", "data": errors}).decode()
-            return await asyncio.to_thread(self.store.update_batch, batch_id, status="failed", failed_at=utc_now(),
+            return await self._blocking(self.store.update_batch, batch_id, status="failed", failed_at=utc_now(),
                                            errors=document, total=total)
-        return await asyncio.to_thread(self.store.update_batch, batch_id, status="in_progress",
+        return await self._blocking(self.store.update_batch, batch_id, status="in_progress",
                                        in_progress_at=utc_now(), total=total)
 
     async def _execute(self, batch_id: str, file_id: str) -> str:
         """Run the requests not done yet; returns `done`, `cancelled` or `expired`."""
-        done = await asyncio.to_thread(self.store.read_results, batch_id)
+        done = await self._blocking(self.store.read_results, batch_id)
         finished = {orjson.loads(line)["custom_id"]: line for line in done}
         counts = _Counts(sum(1 for line in done if _succeeded(line)), sum(1 for line in done if not _succeeded(line)))
-        lines = await asyncio.to_thread(lambda: list(self.store.input_lines(file_id)))
+        lines = await self._blocking(lambda: list(self.store.input_lines(file_id)))
         writer = ResultWriter(self.store.results_path(batch_id))
         in_flight: set[asyncio.Task[None]] = set()
         outcome = "done"
@@ -151,11 +162,11 @@ class BatchWorker:
                 task.cancel()
             await asyncio.gather(*list(in_flight), return_exceptions=True)
             writer.close()
-        await asyncio.to_thread(self.store.update_batch, batch_id, completed=counts.completed, failed=counts.failed)
+        await self._blocking(self.store.update_batch, batch_id, completed=counts.completed, failed=counts.failed)
         return outcome
 
     async def _should_stop(self, batch_id: str) -> str:
-        batch = await asyncio.to_thread(self.store.get_batch, batch_id)
+        batch = await self._blocking(self.store.get_batch, batch_id)
         if batch is None or batch.status == "cancelling":
             return "cancelled"
         expires_at = batch.expires_at
@@ -180,12 +191,12 @@ class BatchWorker:
         now = time.monotonic()
         if now - counts.saved_at >= COUNTS_EVERY_S:
             counts.saved_at = now
-            await asyncio.to_thread(self.store.update_batch, batch_id, completed=counts.completed,
+            await self._blocking(self.store.update_batch, batch_id, completed=counts.completed,
                                     failed=counts.failed)
 
     async def _finalize(self, batch_id: str, status: str) -> None:
         """Write the output and error files from the results and close the batch with `status`."""
-        results = await asyncio.to_thread(self.store.read_results, batch_id)
+        results = await self._blocking(self.store.read_results, batch_id)
         succeeded = [line for line in results if _succeeded(line)]
         failed = [line for line in results if not _succeeded(line)]
 
@@ -198,8 +209,8 @@ class BatchWorker:
                 changes["error_file_id"] = self.store.write_file(failed, f"{batch_id}_error.jsonl", "batch_output").id
             return changes
 
-        changes = await asyncio.to_thread(write)
-        await asyncio.to_thread(self.store.update_batch, batch_id, **changes)
+        changes = await self._blocking(write)
+        await self._blocking(self.store.update_batch, batch_id, **changes)
         log.info("batch %s %s: %d succeeded, %d failed", batch_id, status, len(succeeded), len(failed))
 
 

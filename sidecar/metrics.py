@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 
 from core.settings import Settings
-from sidecar.traffic.record import RawTraffic
+from sidecar.traffic.record import CACHE_SERVED, RawTraffic
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 MAX_CLIENT_LABEL_VALUES = 100
@@ -90,8 +90,8 @@ class SidecarMetrics:
             if tokens_out and tokens_out > 1:
                 per_token = (record.latency_ms - record.ttft_ms) / (tokens_out - 1) / 1000.0
                 self._child(self.tpot, *labels).observe(max(per_token, 0.0))
-        if tokens_in is None and tokens_out is None:
-            return
+        if (tokens_in is None and tokens_out is None) or record.cache_status in CACHE_SERVED:
+            return  # a cached answer bills no upstream tokens
         self._child(self.tokens, model, "input").inc(tokens_in or 0)
         self._child(self.tokens, model, "output").inc(tokens_out or 0)
         price = self._settings.price_for(model)

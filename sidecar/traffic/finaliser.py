@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from core.pricing import PriceBook
 from core.redaction import redact_pii
 from core.settings import Settings
-from sidecar.traffic.record import RawTraffic, TrafficRow
+from sidecar.traffic.record import CACHE_SERVED, RawTraffic, TrafficRow
 from sidecar.traffic.store import TRAFFIC_TABLE
 from sidecar.traffic.usage import (
     TokenEstimator,
@@ -38,8 +38,6 @@ _TEXT_COLUMNS: tuple[str, ...] = tuple(
     for column in TRAFFIC_TABLE.columns
     if isinstance(column.type, sa.String) or isinstance(getattr(column.type, "impl", None), sa.String)
 )
-CACHE_SERVED = frozenset({"hit", "semantic"})
-"""`cache_status` values of answers the sidecar served itself: no upstream bill."""
 _TRUNCATED = "…[truncated]"
 _MAX_ERROR_MESSAGE_CHARS = 2_000
 _REDACTION_MARGIN = 256  # redact a little past the cut so a value straddling it is not half-kept

@@ -17,6 +17,9 @@ ErrorClass = Literal[
 
 ERROR_CLASSES: frozenset[str] = frozenset(get_args(ErrorClass))
 
+CACHE_SERVED: frozenset[str] = frozenset({"hit", "semantic"})
+"""`cache_status` values of answers the sidecar served itself: no upstream call, no tokens billed."""
+
 TrafficRow = dict[str, Any]
 """A finalised row of the `traffic` table: every column present, redacted, ready to insert or spool."""
 

@@ -74,3 +74,21 @@ def test_client_supplied_labels_are_capped(make_sidecar, fake):
     segments = {s.labels["segment"] for s in latency if s.name.endswith("_count")}
     assert len(segments) == 101 and "other" in segments
     assert value(latency, "tollgate_request_duration_seconds_count", segment="other") == 5
+
+
+def test_answers_from_the_cache_bill_no_tokens_or_cost(make_sidecar, fake):
+    proxy, collector = make_sidecar(
+        {"fake-model": {"deployments": [{"base_url": fake.url}], "price": PRICE}},
+        cache={"enabled": True, "only_deterministic": False},
+    )
+    first = httpx.post(proxy.url + "/chat/completions", json=CHAT)
+    second = httpx.post(proxy.url + "/chat/completions", json=CHAT)
+    assert (first.headers["x-tollgate-cache"], second.headers["x-tollgate-cache"]) == ("miss", "hit")
+    for response in (first, second):
+        wait_record(collector, response.headers["x-request-id"])
+    usage = first.json()["usage"]
+    families = scrape(proxy.url)
+    assert value(families["tollgate_requests"], "tollgate_requests_total", status="200") == 2
+    assert value(families["tollgate_tokens"], "tollgate_tokens_total", direction="output") == usage["completion_tokens"]
+    expected_cost = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1e6
+    assert abs(value(families["tollgate_cost_usd"], "tollgate_cost_usd_total") - expected_cost) < 1e-12

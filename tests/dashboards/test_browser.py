@@ -18,7 +18,7 @@ import yaml
 from core.database import open_database
 from core.releases.labels import release_status
 from dashboards.auth import hash_password
-from tests.conftest import free_port
+from tests.conftest import free_port, skip_or_fail
 from tests.dashboards.seed import BAD_VERSION, GOOD_VERSION, PROMPT, seed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -68,7 +68,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float =
 
 def test_lead_promotes_in_a_real_browser(dashboard, tmp_path):
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     url, database = dashboard

@@ -42,8 +42,9 @@ def render(ctx: PageContext) -> None:
         ctx.engine, metric, since=window.since, until=window.until, step=STEPS.get(span, "1h"), group_by=(group,)
     )
     frame = pd.DataFrame(rows)
-    st.subheader(f"p95 over time by {GROUP_LABELS[group].lower()}")
-    chart = frame.pivot_table(index="start", columns=group, values="p95", aggfunc="first")
+    shown = str(st.radio("Over time", ["p50", "p95", "p99"], index=1, horizontal=True, key="latency_quantile"))
+    st.subheader(f"{shown} over time by {GROUP_LABELS[group].lower()} (ms)")
+    chart = frame.pivot_table(index="start", columns=group, values=shown, aggfunc="first")
     st.line_chart(chart)
     st.subheader(f"Whole range by {GROUP_LABELS[group].lower()}")
     totals = []

@@ -78,14 +78,19 @@ _IBAN = re.compile(r"(?:(?<![\w])|(?<=\\[nrt]))[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30
 _IPV4 = re.compile(r"(?:(?<![\w.])|(?<=\\[nrt]))(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?:(?<![\w:.])|(?<=\\[nrt]))[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 
+# A candidate for IPv6 starts with a literal `:`, which `re` finds fast; a pattern that starts with a
+# lookbehind is tried at every position of the text instead.
+_IPV6_CANDIDATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
+
 _PHONE_MIN_DIGITS = 8
 _PHONE_MAX_DIGITS = 15
-# A run of 8+ digits joined by short separator runs: every phone or card match lies inside one (plus a
-# leading `+` or `(`). Starting with a character class lets `re` skip other text quickly, so the
-# strict patterns only ever run on small windows around such runs.
-_NUMBER_RUN = re.compile(r"[0-9](?:[ ().\-/]{0,3}[0-9]){7,}")
-_WINDOW_BEFORE = 3  # room for `+`/`(` and the character the lookbehinds inspect
-_WINDOW_AFTER = 2  # room for the lookaheads
+# A run of 4+ digits joined by short separator runs: every phone, card, IPv4 address, SSN and NINO lies
+# inside one (plus a leading `+`, `(` or letters), and every IBAN holds one. Starting with a character class
+# lets `re` skip other text quickly, so the strict patterns only ever run on small windows around runs.
+_DIGIT_RUN = re.compile(r"[0-9](?:[ ().\-/]{0,3}[0-9]){3,}")
+_WINDOW_BEFORE = 14  # an IBAN's `GB82 WEST ` before its first long digit run, and the lookbehinds
+_WINDOW_AFTER = 4  # a NINO's last letter, and the lookaheads
+_IBAN_AFTER = 40  # an IBAN's letters and digits after its first long run
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,25 +109,22 @@ def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[PiiMatch]:
     found: list[PiiMatch] = []
     if "email" in wanted and "@" in text:
         _collect(found, "email", _EMAIL, text, 0, None)
-    if "iban" in wanted:
-        _collect(found, "iban", _IBAN, text, 0, _iban_end)
-    if "national_id" in wanted:
-        if "-" in text:
-            _collect(found, "national_id", _SSN, text, 0, None)
-        _collect(found, "national_id", _NINO, text, 0, None)
-    if "ip" in wanted:
-        if "." in text:
-            _collect(found, "ip", _IPV4, text, 0, _ipv4_end)
-        if ":" in text:
-            _collect(found, "ip", _IPV6, text, 0, _ipv6_end)
-    if "card" in wanted or "phone" in wanted:
-        for run in _NUMBER_RUN.finditer(text):
+    if "ip" in wanted and ":" in text:
+        _scan(found, "ip", _IPV6_CANDIDATE, _IPV6, text, _ipv6_end, reach=40)
+    numbered = [(kind, pattern, decide) for kind, pattern, decide in _NUMBERED if kind in wanted]
+    if numbered:
+        # Every other kind holds a run of 4+ digits: scan for runs once, then try the strict patterns on a
+        # small window around each (wide enough before it for an IBAN's letters, `+`, `(` and lookbehinds).
+        for run in _DIGIT_RUN.finditer(text):
+            value = run.group()
+            digits = len(value) - sum(not char.isdigit() for char in value)
             start = max(run.start() - _WINDOW_BEFORE, 0)
-            window = text[start : run.end() + _WINDOW_AFTER]
-            if "card" in wanted:
-                _collect(found, "card", _CARD, window, start, _card_end)
-            if "phone" in wanted:
-                _collect(found, "phone", _PHONE, window, start, _phone_end)
+            for kind, pattern, decide in numbered:
+                after = _IBAN_AFTER if pattern is _IBAN else _WINDOW_AFTER
+                window = text[start : run.end() + after]
+                if _may_hold(kind, pattern, value, digits, window):
+                    _collect(found, kind, pattern, window, start, decide, run.end() + after >= len(text),
+                             (run.start() - start, run.end() - start))
     found.sort(key=lambda match: match.start)
     return found
 
@@ -184,10 +186,56 @@ def iban_valid(candidate: str) -> bool:
 _Decide = Callable[[re.Match[str]], "int | None"]
 
 
-def _collect(
-    found: list[PiiMatch], kind: str, pattern: re.Pattern[str], text: str, offset: int, decide: _Decide | None
+_NUMBERED: tuple[tuple[str, re.Pattern[str], _Decide | None], ...] = ()  # set below, after the deciders
+
+
+def _may_hold(kind: str, pattern: re.Pattern[str], run: str, digits: int, window: str) -> bool:
+    """Cheap necessary conditions, so most digit runs (dates, prices, ids) try no pattern or one."""
+    if kind == "phone":
+        return _PHONE_MIN_DIGITS <= digits
+    if kind == "card":
+        return digits >= 13
+    if kind == "ip":
+        return "." in run
+    if pattern is _SSN:
+        return digits == 9 and "-" in run
+    # IBAN and NINO start with two capital letters
+    return (digits >= 6 if pattern is _NINO else digits >= 4) and not window.islower() and _CAPITALS.search(window) is not None
+
+
+_CAPITALS = re.compile(r"[A-Z]{2}")
+
+
+def _scan(
+    found: list[PiiMatch], kind: str, candidate: re.Pattern[str], strict: re.Pattern[str], text: str,
+    decide: _Decide | None, reach: int = 0,
 ) -> None:
+    """Run `strict` on windows around `candidate` matches (widened by `reach` for values that extend
+    beyond their candidate), each with room for the lookarounds."""
+    end_of_last = -1
+    for hit in candidate.finditer(text):
+        start = max(hit.start() - _WINDOW_BEFORE - reach, end_of_last, 0)
+        end = hit.end() + _WINDOW_AFTER + reach
+        if start >= end:
+            continue
+        _collect(found, kind, strict, text[start:end], start, decide, whole=end >= len(text))
+        end_of_last = end - _WINDOW_AFTER - reach  # overlapping windows: never look at a stretch twice
+
+
+def _collect(
+    found: list[PiiMatch], kind: str, pattern: re.Pattern[str], text: str, offset: int, decide: _Decide | None,
+    whole: bool = True, anchor: tuple[int, int] | None = None,
+) -> None:
+    """Add `pattern`'s accepted matches in `text` (a window at `offset` when not `whole`) that overlap none found.
+
+    With `anchor` (a span of the window), only matches overlapping it count: a window reaches past its digit
+    run, and a value there belongs to the next run's window, where every kind is tried in priority order.
+    """
     for match in pattern.finditer(text):
+        if not whole and match.end() == len(text):
+            continue  # cut off by the window's end: a wider window (or none) sees the whole value
+        if anchor is not None and (match.end() <= anchor[0] or match.start() >= anchor[1]):
+            continue
         end = match.end() if decide is None else decide(match)
         if end is None:
             continue
@@ -237,3 +285,13 @@ def _ipv6_end(match: re.Match[str]) -> int | None:
     except ValueError:
         return None
     return match.end()
+
+
+_NUMBERED = (
+    ("iban", _IBAN, _iban_end),
+    ("card", _CARD, _card_end),
+    ("national_id", _SSN, None),
+    ("national_id", _NINO, None),
+    ("ip", _IPV4, _ipv4_end),
+    ("phone", _PHONE, _phone_end),
+)

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from core.redaction import PLACEHOLDERS, find_pii
+from core.redaction import PLACEHOLDERS, PiiMatch, find_pii, replace_matches
 from sidecar.guards.confidence import LogprobTally
 from sidecar.guards.pii import MAX_TOKEN_CHARS, Masker
 
@@ -59,22 +59,28 @@ class LookBack:
 
     def _release(self, cut: int) -> str:
         pending = self.pending
-        if self.kinds:
-            # Seen after what was released (the context the released text is redacted in, below).
-            offset = len(self.sent)
-            for match in find_pii(self.sent + pending, self.kinds):
-                if match.start - offset < cut < match.end - offset:
-                    cut = max(match.start - offset, 0)  # never release part of a value
         if self.masker is not None:
+            restored = self.masker.restore(pending)
+            cut += len(restored) - len(pending) if cut >= len(pending) else 0
+            pending = restored
             opening = pending.rfind("[", max(0, cut - MAX_TOKEN_CHARS), cut)
             if opening >= 0 and "]" not in pending[opening:cut]:
                 cut = opening  # a mask token may be cut in half here: keep it whole
+        matches: list[PiiMatch] = []
+        offset = len(self.sent)
+        if self.kinds:
+            # Values are found in what was released before plus everything held: the most context there is.
+            matches = [m for m in find_pii(self.sent + pending, self.kinds) if m.end > offset]
+            for match in matches:
+                if match.start - offset < cut < match.end - offset:
+                    cut = max(match.start - offset, 0)  # never release part of a value
         released, self.pending = pending[:cut], pending[cut:]
-        if self.masker is not None:
-            released = self.masker.restore(released)
         if self.kinds and released:
-            redacted, count = _redact_after(self.sent, released, self.kinds)
-            if count:
+            inside = [PiiMatch(m.kind, max(m.start - offset, 0), m.end - offset, m.value)
+                      for m in matches if m.end - offset <= cut]
+            redacted = replace_matches(released, inside, lambda m: PLACEHOLDERS[m.kind]) if inside else released
+            redacted, more = _redact_after(self.sent, redacted, self.kinds)
+            if inside or more:
                 if self.found is not None:
                     self.found(released)
                 if self.redact:

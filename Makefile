@@ -16,7 +16,7 @@ export TRANSFORMERS_OFFLINE := 1
 export STREAMLIT_BROWSER_GATHER_USAGE_STATS := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install suites test bench clean lock
+.PHONY: install suites test bench clean lock browser
 
 install: $(STAMP)
 
@@ -33,9 +33,16 @@ $(STAMP): pyproject.toml constraints.txt
 suites: $(STAMP)
 	$(BIN)/pytest suites/
 
-## Tests of Tollgate itself.
-test: $(STAMP)
+## Tests of Tollgate itself (the dashboard's browser test drives Debian's chromium, installed when missing).
+test: $(STAMP) browser
 	$(BIN)/pytest
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard's browser test"; \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || \
+	  echo "could not install chromium (needs root and Debian's packages): the browser test will skip or fail"; }
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

@@ -129,6 +129,7 @@ class VllmReplicas:
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
         for index in range(args.replicas):
             port = _free_port()
+            # bfloat16 for speed: the hit rate does not depend on the dtype (the lane tests answers in float32).
             command = [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", args.vllm_model,
                        "--served-model-name", "m", "--host", "127.0.0.1", "--port", str(port),
                        "--max-model-len", "2048", "--dtype", "bfloat16", "--enable-prefix-caching",

@@ -38,7 +38,7 @@ PORT=$("$VENV/bin/python" -c "import socket; s = socket.socket(); s.bind(('127.0
 echo "starting vLLM on 127.0.0.1:$PORT (log: $LANE/server.log)..."
 "$VENV/bin/python" -m vllm.entrypoints.openai.api_server \
     --model "$MODEL_DIR" --served-model-name "$SERVED_NAME" --host 127.0.0.1 --port "$PORT" \
-    --max-model-len 2048 --dtype bfloat16 --enable-prefix-caching >"$LANE/server.log" 2>&1 &
+    --max-model-len 2048 --dtype "${VLLM_DTYPE:-float32}" --enable-prefix-caching >"$LANE/server.log" 2>&1 &
 SERVER=$!
 stop_server() {
     # vLLM's server stops its engine processes on SIGTERM; give it 30 s, then kill what is left.

@@ -35,12 +35,12 @@ def vllm_sidecar(make_sidecar, vllm_server):
 
 def test_a_routed_request_is_answered_by_vllm(vllm_sidecar):
     proxy, collector = vllm_sidecar
-    body = {"model": "auto", "temperature": 0, "max_tokens": 12,
+    body = {"model": "auto", "temperature": 0, "max_tokens": 20,
             "messages": [{"role": "user", "content": "What is the capital of France?"}]}
     response = httpx.post(proxy.url + "/chat/completions", json=body, timeout=120)
     assert response.status_code == 200, response.text
     document = response.json()
-    assert document["choices"][0]["message"]["content"].strip()
+    assert "Paris" in document["choices"][0]["message"]["content"]  # the converted weights answer correctly
     assert document["usage"]["completion_tokens"] > 0
     record = wait_record(collector, response.headers["x-request-id"], timeout_s=10)
     assert record.served_model == "local" and record.route_reason == "rule auto-local: model=auto -> local"

@@ -88,3 +88,21 @@ def test_escalation_without_rules_still_builds_the_stage(make_sidecar, fake, fak
     built.clear()
     make_sidecar(three_models(fake, fake2), stages=stages)
     assert built == []  # nothing configured: no stage, a plain proxy
+
+
+def test_the_guard_stage_escalates_a_schema_failure_to_the_routing_target(make_sidecar, fake, fake2):
+    fake.set_behaviour(reply="not json at all")
+    fake2.set_behaviour(reply='{"answer": 42}')
+    schema = {"type": "object", "required": ["answer"]}
+    guards = {"policies": [{"match": {"models": ["cheap"]},
+                            "guards": [{"type": "output_schema", "retries": 0, "schema": schema}]}]}
+    proxy, collector = make_sidecar(three_models(fake, fake2), routing={"escalation": {"cheap": "strong"}},
+                                    guards=guards)
+    body = {"model": "cheap", "messages": [{"role": "user", "content": "the answer please"}]}
+    response = httpx.post(proxy.url + "/chat/completions", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == '{"answer": 42}'
+    assert response.headers.get("x-tollgate-fallback") == "model"
+    record = wait_record(collector, response.headers["x-request-id"])
+    assert record.requested_model == "cheap" and record.served_model == "strong"
+    assert fake.stats()["requests_total"] == 1 and fake2.stats()["requests_total"] == 1

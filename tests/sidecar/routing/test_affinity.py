@@ -104,3 +104,25 @@ def test_removing_a_replica_moves_only_its_own_keys():
     moved = [key for key in keys if before[key] != after[key]]
     assert moved and all(before[key] == "r0" for key in moved)
     assert len(moved) == sum(1 for key in keys if before[key] == "r0")
+
+
+def test_keys_leave_a_replica_that_is_down_and_come_back_with_it(make_sidecar, fake, fake2, fake3):
+    fakes = [fake, fake2, fake3]
+    health = {"enabled": True, "interval_s": 0.05, "unhealthy_after": 1, "healthy_after": 1}
+    proxy, _ = make_sidecar(route(*fakes), routing={**AFFINITY, "health": health})
+    chat(proxy, "first", system=SYSTEM_B)
+    home = served(fakes).index(1)
+    deployment = proxy.app.runtime.routes["m"].deployments[home]
+    fakes[home].set_engine(healthy=False)
+    wait_until(lambda: not deployment.healthy, what="the home replica to be taken out")
+    before = served(fakes)
+    for question in range(4):
+        chat(proxy, f"while down {question}", system=SYSTEM_B)
+    moved = [a - b for a, b in zip(served(fakes), before)]
+    assert moved[home] == 0 and sorted(moved) == [0, 0, 4]  # all to one other replica: a new home, not spread
+    fakes[home].set_engine(healthy=True)
+    wait_until(lambda: deployment.healthy, what="the home replica to return")
+    before = served(fakes)
+    for question in range(3):
+        chat(proxy, f"back {question}", system=SYSTEM_B)
+    assert [a - b for a, b in zip(served(fakes), before)][home] == 3

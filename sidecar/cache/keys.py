@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.guards.text import message_text
+from sidecar.request_text import message_text
 from sidecar.traffic.record import RawTraffic
 
 CACHEABLE_ENDPOINTS = frozenset({"chat.completions", "completions"})

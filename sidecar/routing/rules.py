@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config.routing import RoutingRule
+from sidecar.request_text import message_text, request_texts
 from sidecar.routing.complexity import ComplexityClassifier, estimate_tokens
 from sidecar.traffic.record import RawTraffic
-from sidecar.upstreams.affinity import message_text
 
 
 @dataclass(slots=True)
@@ -143,13 +143,4 @@ def request_text(payload: dict[str, Any]) -> str:
 
 def all_text(payload: dict[str, Any]) -> str:
     """Every text part of the request (system and earlier turns included): what the model reads."""
-    messages = payload.get("messages")
-    if isinstance(messages, list):
-        return "\n".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
-    for name in ("prompt", "input"):
-        value = payload.get(name)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            return "\n".join(v for v in value if isinstance(v, str))
-    return ""
+    return "\n".join(request_texts(payload))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from core.config.routing import AffinitySettings
+from sidecar.request_text import message_text
 
 _SEPARATOR = "\x1e"
 
@@ -46,15 +47,6 @@ def prompt_parts(payload: dict[str, Any]) -> list[str]:
     if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
         return ["".join(prompt)]
     return []
-
-
-def message_text(content: Any) -> str:
-    """A message's text: the string, or the text parts of a content list joined by newlines."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
 
 
 class PrefixAffinity:

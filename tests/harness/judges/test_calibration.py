@@ -94,7 +94,7 @@ def test_calibrate_command_prints_and_stores(scripted_judge, tmp_path, capsys):
     scripted_judge.script = scripted_scores
     config = tmp_path / "tollgate.yaml"
     config.write_text(f"database_url: sqlite:///{tmp_path / 'db.sqlite'}\njudges:\n  model: judge-a\n"
-                      f"  timeout_s: 2\n  metrics:\n    grounded: {orjson.dumps(GROUNDED).decode()}\n")
+                      f"  timeout_s: 30\n  metrics:\n    grounded: {orjson.dumps(GROUNDED).decode()}\n")
     dataset = write_set(tmp_path / "set.jsonl")
     args = ["judge", "calibrate", "--config", str(config), "--url", scripted_judge.url, "--metric", "grounded",
             "--dataset", str(dataset)]

@@ -105,7 +105,7 @@ def test_eval_traffic_command(scripted_judge, judge_engine, sqlite_url, tmp_path
 
     add_traffic(judge_engine, 20)
     config = tmp_path / "tollgate.yaml"
-    config.write_text(f"database_url: {sqlite_url}\njudges:\n  model: judge-a\n  timeout_s: 2\n  metrics:\n"
+    config.write_text(f"database_url: {sqlite_url}\njudges:\n  model: judge-a\n  timeout_s: 30\n  metrics:\n"
                       "    helpful: {name: geval, args: {name: helpful, steps: ['Is it helpful?']}}\n")
     args = ["eval-traffic", "--config", str(config), "--url", scripted_judge.url, "--sample", "0.5", "--since", "1h"]
     assert main(args) == 0

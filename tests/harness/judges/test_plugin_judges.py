@@ -48,7 +48,7 @@ def make_project(pytester: pytest.Pytester, judge_model: str = "judge-a") -> Non
     (pytester.path / "tollgate.yaml").write_text(
         "prices:\n  app-model: {input_per_mtok: 1.0, output_per_mtok: 1.0}\n"
         f"  {judge_model}: {{input_per_mtok: 1.0, output_per_mtok: 1.0}}\n"
-        f"judges:\n  model: {judge_model}\n  timeout_s: 5\n")
+        f"judges:\n  model: {judge_model}\n  timeout_s: 30\n")
 
 
 def run(pytester: pytest.Pytester, judge: ScriptedJudge, *args: str) -> pytest.RunResult:

@@ -75,12 +75,13 @@ def test_unchanged_outputs_are_never_judged_twice(make_runtime, scripted_judge, 
 )
 def test_a_judge_failure_leaves_the_case_unscored_and_is_not_cached(make_runtime, scripted_judge, reply, error):
     scripted_judge.script = lambda request: reply
-    runtime = make_runtime()
+    runtime = make_runtime(timeout_s=1.0)
     score = grounded()(answer("23 kg"))
     assert score.value is None and score.passed is None
     assert score.error is not None and error in score.error
     assert runtime.counts()["failed"] == 1
     scripted_judge.script = lambda request: 8
+    make_runtime()  # the next run, on the same database
     retried = grounded()(answer("23 kg"))
     assert retried.value == pytest.approx(0.8) and retried.details["cached"] is False
 

@@ -24,10 +24,11 @@ def build_extra_routes(runtime: Any) -> list[PrefixRoute]:
     from sidecar.admin import build_admin_router
 
     routes.append(build_admin_router(runtime))
-    # /v1/feedback (releases)
-    from sidecar.releases.feedback import build_feedback_router
+    # /v1/feedback (releases: outcomes of A/B arms)
+    if runtime.settings.releases.enabled:
+        from sidecar.releases.feedback import build_feedback_router
 
-    routes.append(build_feedback_router(runtime))
+        routes.append(build_feedback_router(runtime))
     # /v1/files, /v1/batches (batch jobs)
     if runtime.settings.batch.enabled:
         from sidecar.batch import build_batch_routes

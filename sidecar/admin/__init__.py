@@ -8,18 +8,22 @@ with `asyncio.to_thread`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from sidecar.admin.router import JsonRouter
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 def build_admin_router(runtime: Any) -> JsonRouter:
     """The `/admin` router with every capability's routes; every route needs the admin key."""
+    admin_key = runtime.settings.access.admin_key()
+    router = JsonRouter("/admin", admin_key=admin_key, require_key=True)
+    if admin_key is None:
+        return router  # every call answers 403 "the admin API is disabled"; its modules stay unimported
     from sidecar.admin.keys import add_key_routes
 
-    router = JsonRouter("/admin", admin_key=runtime.settings.access.admin_key(), require_key=True)
     add_key_routes(router, runtime)
     # releases: labels, rollouts, audit
     from sidecar.admin.releases import add_release_routes

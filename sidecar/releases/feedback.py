@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from core.releases import ReleaseError, record_feedback
 from sidecar.admin.router import JsonRequest, JsonRouter
 from sidecar.errors import InvalidRequest
 
@@ -47,6 +46,10 @@ class _FeedbackRoute:
             if known is not None:
                 experiment, variant = experiment or known[0], known[1]
         user = _text(body, "user") or request.headers.get("x-tollgate-user")
+        from core.releases import (  # the database layer only once feedback arrives
+            ReleaseError,
+            record_feedback,
+        )
         from sidecar.admin import runtime_engine
 
         engine = runtime_engine(self.runtime)

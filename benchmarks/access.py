@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from overhead_measures import alternate, run_wrk
-from overhead_processes import CHAT_MODEL, PRICE, Child, start_child, start_nginx, tollgate
+from overhead_processes import CHAT_MODEL, PRICE, Child, redis_reachable, start_child, start_nginx, tollgate
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 NO_ACCESS, MEMORY, REDIS = "no-access", "access-memory", "access-redis"
@@ -65,18 +65,6 @@ def start_sidecar(name: str, scratch: Path, upstream: str, access: dict[str, Any
     ready = re.compile(r"listening on (http://\S+/v1)")
     command = [*tollgate(), "serve", "--config", str(path), "--port", "0", "--log-level", "warning"]
     return start_child(name, command, ready, log=scratch / name / "sidecar.log"), token
-
-
-def redis_reachable(url: str) -> bool:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def stage_micro(calls: int) -> dict[str, float]:

@@ -27,6 +27,7 @@ import yaml
 from core.costs import record_costs
 from core.database import open_database
 from core.latency import record_latencies
+from core.offline import apply_offline_env
 from core.releases.labels import promote, store_prompt_source
 from core.reviews import queue_reviews
 from core.tables import JudgeScore, TrafficRecord
@@ -173,7 +174,7 @@ def render_times(url: str, folder: Path, repeat: int) -> dict[str, list[float]]:
         "dashboard": {"users": {"lead": {"role": "lead", "password_hash": hash_password("bench-password")}}},
         "releases": {"prompts_dir": str(folder / "prompts")},
     }))
-    os.environ["TOLLGATE_CONFIG"] = str(config)
+    os.environ["TOLLGATE_CONFIG"] = str(config)  # the documented way to point the dashboard (in-process) at a file
     app = str(Path(__file__).parents[1] / "dashboards" / "app.py")
     at = AppTest.from_file(app, default_timeout=120).run()
     at.text_input(key="sign_in_name").set_value("lead")
@@ -209,7 +210,7 @@ def main() -> None:
     parser.add_argument("--keep", help="SQLite file to seed and keep (reused as is when it exists)")
     parser.add_argument("--seeded", action="store_true", help="the --postgres database is already seeded")
     args = parser.parse_args()
-    os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    apply_offline_env()  # quiet and offline, Streamlit usage stats included
     end = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

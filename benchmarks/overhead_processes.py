@@ -51,6 +51,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def redis_reachable(url: str) -> bool:
+    """True when a Redis server answers PING at `url` (benchmarks then add their Redis variant)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def child_env(*drop: str, **extra: str) -> dict[str, str]:
     """The environment for a benchmark's child process: this one's, without `TOLLGATE_*` (and any other
     `drop` prefixes) so a developer's own settings cannot change what is measured, plus `extra`."""

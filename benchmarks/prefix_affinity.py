@@ -24,7 +24,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -33,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from overhead_processes import child_env, free_port  # the other benchmarks' process helpers
 
+from core.offline import apply_offline_env
 from core.settings import Settings
 from sidecar.fake_upstream import FakeBehaviour, start_fake_upstream_thread
 from sidecar.testing import ThreadedSidecar
@@ -125,10 +126,10 @@ class VllmReplicas:
         self.args = args
         self.processes: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
-        env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+        # The offline variables come from core.offline (applied in main); these are vLLM's own.
+        env = child_env(VLLM_SERVER_DEV_MODE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", VLLM_CPU_KVCACHE_SPACE="1")
         for index in range(args.replicas):
-            port = _free_port()
+            port = free_port()
             # bfloat16 for speed: the hit rate does not depend on the dtype (the lane tests answers in float32).
             command = [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", args.vllm_model,
                        "--served-model-name", "m", "--host", "127.0.0.1", "--port", str(port),
@@ -176,12 +177,6 @@ class VllmReplicas:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200
@@ -221,6 +216,7 @@ def run_mode(name: str, affinity: bool, replicas: FakeReplicas | VllmReplicas, r
 
 
 def main() -> None:
+    apply_offline_env()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--tenants", type=int, default=12)

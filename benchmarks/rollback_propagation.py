@@ -35,7 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from overhead_processes import Child, child_env, start_child, start_fake_upstream, tollgate
+from overhead_processes import Child, child_env, redis_reachable, start_child, start_fake_upstream, tollgate
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -181,18 +181,6 @@ def postgres_database() -> tuple[str, Any]:
 
     url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     return url, drop
-
-
-def redis_reachable(url: str) -> bool:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def report(label: str, results: list[Round]) -> None:

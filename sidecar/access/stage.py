@@ -49,7 +49,10 @@ class AccessStage(BaseStage):
         self._windows_until = 0.0
         self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+        """Set once the stage is subscribed to announced changes (Redis only)."""
+        self.reloads = 0
         counters.rebase(snapshot.spend, counters.snapshot())
 
     # -- request path ---------------------------------------------------------------------------------
@@ -151,13 +154,28 @@ class AccessStage(BaseStage):
     # -- background ------------------------------------------------------------------------------------
 
     def start(self, models: list[str]) -> None:
-        """Warm prices (litellm's map may take seconds to import) and start the refresh loop."""
+        """Start the refresh loop, the change listener (Redis) and, beside them, the price warm-up.
+
+        Keys never wait for prices: litellm's map may take 20-30 s to import, and a key revoked meanwhile
+        must be refused at once. Until a price is warm, `_price` uses configured and built-in prices only.
+        """
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run(models))
+        self._tasks = [loop.create_task(self._run(), name="tollgate-access-refresh"),
+                       loop.create_task(self._warm_prices(models), name="tollgate-access-prices")]
+        if self.settings.redis_url:
+            from sidecar.access.changes import listen_for_changes
+
+            self._tasks.append(loop.create_task(
+                listen_for_changes(self.settings.redis_url, self.refresh_soon, self.listening),
+                name="tollgate-access-changes"))
 
     def refresh_soon(self) -> None:
-        """Reload now instead of at the next interval (after an admin change on this sidecar)."""
+        """Reload now instead of at the next interval (after an admin change here or an announced one)."""
         self._wake.set()
+
+    async def reload_now(self) -> None:
+        """Reload at once and return when done (after an admin change on this sidecar); failures are logged."""
+        await self._guarded("refresh keys and budgets", self.refresh)
 
     async def refresh(self) -> None:
         """Reload keys, budgets and spend from the database (in a thread)."""
@@ -166,11 +184,15 @@ class AccessStage(BaseStage):
         self.snapshot = snapshot
         self._applying_cache.clear()
         self.counters.rebase(snapshot.spend, started)
+        self.reloads += 1
 
-    async def _run(self, models: list[str]) -> None:
+    async def _warm_prices(self, models: list[str]) -> None:
         book = PriceBook(self.settings)
-        prices = await asyncio.to_thread(lambda: {model: book.price(model) for model in models})
-        self._prices.update(prices)
+        for model in models:
+            price = await asyncio.to_thread(book.price, model)
+            self._prices[model] = price
+
+    async def _run(self) -> None:
         next_alerts = time.monotonic() + self.access.alert_interval_s
         while True:
             try:
@@ -196,9 +218,9 @@ class AccessStage(BaseStage):
 
     async def aclose(self) -> None:
         """Stop the background task and close the counters."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.aclose()
 
 

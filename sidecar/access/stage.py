@@ -8,9 +8,11 @@ reloads the snapshot every `access.refresh_s` and looks for cost alerts every `a
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +24,7 @@ from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
 from sidecar.access.counters import Counters
 from sidecar.access.state import AccessSnapshot, KeyInfo, load_snapshot, spend_id
+from sidecar.callers import INTERNAL_HEADER
 from sidecar.errors import Forbidden, RateLimited, Unauthorized
 from sidecar.pipeline import BaseStage, Exchange, Reply
 
@@ -48,6 +51,7 @@ class AccessStage(BaseStage):
         self._windows: dict[str, Window] = {}
         self._windows_until = 0.0
         self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
+        self._internal_secret = secrets.token_urlsafe(32)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
@@ -58,7 +62,7 @@ class AccessStage(BaseStage):
     # -- request path ---------------------------------------------------------------------------------
 
     async def on_request(self, exchange: Exchange) -> Reply | None:
-        key = self._key(exchange.headers.get("authorization"))
+        key = self.authenticate(exchange.headers)
         record = exchange.record
         if key is not None:
             record.key_id = key.id
@@ -103,8 +107,16 @@ class AccessStage(BaseStage):
             cost = (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1_000_000
         self.counters.add(key_id, tokens_in + tokens_out, spend_ids, cost)
 
-    def _key(self, authorization: str | None) -> KeyInfo | None:
-        token = _bearer(authorization)
+    def authenticate(self, headers: Mapping[str, str]) -> KeyInfo | None:
+        """The caller's live key: a batch request's internal credential, else the bearer token.
+
+        Raises `Unauthorized` for an unknown or revoked key, a forged internal credential, or no key when
+        keys are required. None means an anonymous caller (keys not required).
+        """
+        internal = headers.get(INTERNAL_HEADER)
+        if internal is not None:
+            return self._internal_key(internal)
+        token = _bearer(headers.get("authorization"))
         if token is not None and token.startswith(TOKEN_PREFIX):
             key = self.snapshot.keys.get(hash_token(token))
             if key is None:
@@ -115,6 +127,23 @@ class AccessStage(BaseStage):
                 "this sidecar needs a virtual key: send 'Authorization: Bearer tg-...'", code="missing_api_key"
             )
         return None
+
+    def internal_credential(self, key_id: str) -> str:
+        """The `INTERNAL_HEADER` value that makes an in-process call (the batch worker's) run as `key_id`.
+
+        It holds a random secret of this process, never sent over the network nor stored; a client that
+        sends the header without it is refused.
+        """
+        return f"{self._internal_secret}:{key_id}"
+
+    def _internal_key(self, credential: str) -> KeyInfo:
+        secret, _, key_id = credential.partition(":")
+        if not hmac.compare_digest(secret.encode(), self._internal_secret.encode()):
+            raise Unauthorized("invalid internal credential", code="invalid_api_key")
+        key = self.snapshot.by_id.get(key_id)
+        if key is None:
+            raise Unauthorized("the key that created this batch is unknown or revoked", code="invalid_api_key")
+        return key
 
     def _applying(self, key: KeyInfo | None, user: str | None, feature: str | None) -> _Applying:
         """The budgets covering this key, user and feature with their counter names (cached per snapshot)."""

@@ -17,8 +17,8 @@ from sidecar.errors import InvalidRequest
 
 
 def build_feedback_router(runtime: Any) -> JsonRouter:
-    """The `/v1/feedback` router (no admin key: applications call it)."""
-    router = JsonRouter("/v1/feedback")
+    """The `/v1/feedback` router (applications call it with their key when keys are required)."""
+    router = JsonRouter("/v1/feedback", identify=runtime.identify)
     router.add("POST", "", _FeedbackRoute(runtime).post)
     return router
 

@@ -23,6 +23,7 @@ from core.keys import TOKEN_PREFIX, hash_token
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
 from sidecar.access.counters import Counters
+from sidecar.access.reservation import used_tokens, worst_case_cost
 from sidecar.access.state import AccessSnapshot, KeyInfo, load_snapshot, spend_id
 from sidecar.callers import INTERNAL_HEADER
 from sidecar.errors import Forbidden, RateLimited, Unauthorized
@@ -75,37 +76,50 @@ class AccessStage(BaseStage):
         limited = key is not None and (key.requests_per_minute or key.tokens_per_minute)
         if not limited and not budgets:
             return None
-        usage = await self.counters.admit(key.id if limited and key is not None else None, spend_ids)
+        key_id = key.id if limited and key is not None else None
+        reserve = self._worst_case(exchange) if budgets else 0.0
+        limits = [limit.limit_usd for limit, _, _ in budgets]
+        usage = await self.counters.admit(key_id, spend_ids, limits, reserve)
+        reserved = reserve if usage.exhausted is None else 0.0
         if limited and key is not None:
-            _check_rates(key, usage.requests, usage.tokens)
-        for (limit, subject, window), spent in zip(budgets, usage.spend, strict=True):
-            if spent >= limit.limit_usd:
-                raise RateLimited(
-                    f"{limit.scope} '{subject}' has spent its {limit.period} budget of ${limit.limit_usd:g} "
-                    f"(${spent:.4f} in {window.label}); it resets at {window.end:%Y-%m-%dT%H:%MZ}",
-                    retry_after_s=max(window.end.timestamp() - time.time(), 1.0),
-                    code="budget_exceeded",
-                )
-        exchange.state["access"] = (key.id if limited and key is not None else None, spend_ids)
+            try:
+                _check_rates(key, usage.requests, usage.tokens)
+            except RateLimited:
+                self.counters.add(None, 0, spend_ids, 0.0, reserved)  # refused: give the reservation back
+                raise
+        if usage.exhausted is not None:
+            limit, subject, window = budgets[usage.exhausted]
+            raise RateLimited(
+                f"{limit.scope} '{subject}' has spent its {limit.period} budget of ${limit.limit_usd:g} "
+                f"(${usage.spend[usage.exhausted]:.4f} in {window.label}, requests in flight included); "
+                f"it resets at {window.end:%Y-%m-%dT%H:%MZ}",
+                retry_after_s=max(window.end.timestamp() - time.time(), 1.0),
+                code="budget_exceeded",
+            )
+        exchange.state["access"] = (key_id, spend_ids, reserved)
         return None
 
     def on_done(self, exchange: Exchange) -> None:
+        """Count tokens and settle the budget reservation to the real cost (released when nothing was used)."""
         counted = exchange.state.get("access")
         if counted is None:
             return
-        key_id, spend_ids = counted
+        key_id, spend_ids, reserved = counted
         record = exchange.record
-        if record.cache_status in CACHE_HITS:
-            return  # answered from the cache: no upstream tokens, no cost
-        tokens_in, tokens_out = _tokens(exchange)
-        if not tokens_in and not tokens_out:
-            return
+        tokens_in = tokens_out = 0
+        if record.cache_status not in CACHE_HITS:  # a cache hit: no upstream tokens, no cost
+            tokens_in, tokens_out = used_tokens(exchange)
         cost = 0.0
         model = record.served_model or record.requested_model
-        price = self._price(model) if model else None
+        price = self._price(model) if model and (tokens_in or tokens_out) else None
         if price is not None:
             cost = (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1_000_000
-        self.counters.add(key_id, tokens_in + tokens_out, spend_ids, cost)
+        if tokens_in or tokens_out or reserved:
+            self.counters.add(key_id, tokens_in + tokens_out, spend_ids, cost, reserved)
+
+    def _worst_case(self, exchange: Exchange) -> float:
+        model = exchange.payload.get("model")
+        return worst_case_cost(exchange, self._price(model) if isinstance(model, str) else None, self.access)
 
     def authenticate(self, headers: Mapping[str, str]) -> KeyInfo | None:
         """The caller's live key: a batch request's internal credential, else the bearer token.
@@ -274,19 +288,3 @@ def _bearer(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
-
-
-def _tokens(exchange: Exchange) -> tuple[int, int]:
-    """Reported tokens; when the upstream reported none, a rough estimate (4 bytes a token, an event a token)."""
-    tokens_in, tokens_out = exchange.usage[0], exchange.usage[1]
-    record = exchange.record
-    if tokens_in is None and tokens_out is None and record.status >= 400:
-        return 0, 0
-    if tokens_in is None:
-        tokens_in = len(record.request_body or b"") // 4
-    if tokens_out is None:
-        if record.stream:
-            tokens_out = sum(chunk.count(b"data: ") for chunk in record.response_chunks)
-        else:
-            tokens_out = len(record.response_body or b"") // 4
-    return int(tokens_in), int(tokens_out)

@@ -10,8 +10,9 @@ import orjson
 
 from core.settings import Settings
 from sidecar.admission import build_admission
-from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from sidecar.errors import MethodNotAllowed, NotFound, NotReady
+from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, request_headers, send_bytes, send_error
+from sidecar.callers import build_identify
+from sidecar.errors import MethodNotAllowed, NotFound, NotReady, SidecarError
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
 from sidecar.routes import build_extra_routes
@@ -67,6 +68,12 @@ class SidecarApp:
         elif path == "/metrics":
             await self._metrics(send)
         elif path in ("/v1/models", "/models"):
+            if runtime is not None and runtime.identify is not None:
+                try:
+                    runtime.identify(request_headers(scope))
+                except SidecarError as error:
+                    await send_error(send, error)
+                    return
             await send_bytes(send, 200, self._models_body(), JSON_HEADERS)
         else:
             await send_error(send, NotFound(f"no route for GET {path}"))
@@ -136,6 +143,7 @@ class SidecarApp:
         runtime.metrics = build_metrics(runtime)
         runtime.tracer = self._make_tracer()
         runtime.stages = self._stage_factory(runtime)
+        runtime.identify = build_identify(runtime)
         runtime.extra_routes = build_extra_routes(runtime)
         self.runtime = runtime
         self._endpoints = make_endpoints(runtime)

@@ -28,6 +28,11 @@ class ClientDisconnected(Exception):
     """The client went away before its request body arrived."""
 
 
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-cased name (the last value of a repeated header wins)."""
+    return {name.decode("latin-1"): value.decode("utf-8", "replace") for name, value in scope["headers"]}
+
+
 async def read_body(receive: Receive, limit: int, declared_length: int | None) -> bytes:
     """Read the whole request body, refusing anything over `limit` bytes as early as possible."""
     if declared_length is not None and declared_length > limit:

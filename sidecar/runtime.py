@@ -34,6 +34,8 @@ class Runtime:
     ready: bool = False
     extra_closers: list[Any] = field(default_factory=list)
     database: Any = None
+    identify: Any = None
+    """`sidecar.callers.Identify`: who calls a non-proxy `/v1` route (set at start-up, after the stages)."""
 
 
 def needs_embedded(settings: Settings) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from core.access_changes import announce_access_change
 from core.settings import load_settings
 
 
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", help="list keys (never their tokens)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    revoke = actions.add_parser("revoke", help="revoke a key (every sidecar refuses it within access.refresh_s)")
+    revoke = actions.add_parser(
+        "revoke", help="revoke a key (every sidecar refuses it at once with Redis, else within access.refresh_s)")
     revoke.add_argument("key_id")
     alerts = actions.add_parser("alerts", help="list cost alerts (budget thresholds, spikes, runaway keys)")
     alerts.add_argument("--check", action="store_true", help="evaluate alerts now before listing them")
@@ -41,13 +43,16 @@ def run(args: argparse.Namespace) -> int:
     engine = open_database(settings.resolved_database_url)
     try:
         if args.action == "create":
-            return _create(engine, args)
+            status = _create(engine, args)
+            announce_access_change(settings.redis_url)
+            return status
         if args.action == "list":
             return _list(engine, args)
         if args.action == "revoke":
             from core.keys import revoke_key
 
             key = revoke_key(engine, args.key_id)
+            announce_access_change(settings.redis_url)
             print(f"revoked {key.id} ({key.name})")
             return 0
         return _alerts(engine, settings.access, args)

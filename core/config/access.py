@@ -66,6 +66,14 @@ class AccessSettings(Section):
     webhook_url_env: str | None = Field(
         default=None, description="Environment variable holding a URL that receives each new alert as JSON (POST)"
     )
+    reserve_max_tokens: int = Field(
+        default=4096, ge=1,
+        description="Output tokens a budget reserves for a request that sets no max_tokens (settled to the real cost after)",
+    )
+    reserve_price_per_mtok: float = Field(
+        default=10.0, ge=0,
+        description="USD per million tokens a budget reserves at for a model whose price is not known (yet)",
+    )
     refresh_s: float = Field(
         default=5.0, gt=0, description="How often each sidecar reloads keys, budgets and spend from the database"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from core.config.base import Section
 
@@ -25,6 +25,19 @@ class GatePolicySettings(Section):
     max_run_age_days: float | None = Field(default=None, gt=0, description="Refuse runs older than this")
 
 
+class FeedbackRange(Section):
+    """The values `POST /v1/feedback` accepts for one outcome (inclusive)."""
+
+    min: float = -1.0
+    max: float = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeedbackRange:
+        if self.min > self.max:
+            raise ValueError(f"a feedback range needs min <= max, got [{self.min:g}, {self.max:g}]")
+        return self
+
+
 class ReleaseSettings(Section):
     """Releases: prompt labels, canary weights, shadow mirroring, A/B experiments and the promotion gate."""
 
@@ -43,3 +56,13 @@ class ReleaseSettings(Section):
         default=256, ge=0, description="Shadow calls waiting for a slot; beyond it mirrors are dropped and counted"
     )
     gate: GatePolicySettings = GatePolicySettings()
+    feedback_range: FeedbackRange = Field(
+        default_factory=FeedbackRange, description="Values feedback may carry for an outcome not listed below"
+    )
+    feedback_outcomes: dict[str, FeedbackRange] = Field(
+        default_factory=dict, description="Declared outcomes and their value ranges, e.g. revenue: {min: 0, max: 10000}"
+    )
+
+    def feedback_range_of(self, outcome: str) -> FeedbackRange:
+        """The values feedback for `outcome` may carry."""
+        return self.feedback_outcomes.get(outcome, self.feedback_range)

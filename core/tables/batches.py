@@ -23,6 +23,9 @@ class BatchFile(SQLModel, table=True):
     purpose: str = Field(max_length=32)
     filename: str = Field(max_length=255)
     bytes: int = 0
+    owner_key_id: str | None = Field(
+        default=None, max_length=64, index=True, description="The virtual key that created it; None = no key"
+    )
     created_at: datetime = Field(default_factory=utc_now, sa_type=sa.DateTime(timezone=True))
 
 
@@ -47,6 +50,9 @@ class BatchJob(SQLModel, table=True):
     total: int = 0
     completed: int = 0
     failed: int = 0
+    owner_key_id: str | None = Field(
+        default=None, max_length=64, index=True, description="The virtual key that created it (and runs it)"
+    )
     created_at: datetime = Field(default_factory=utc_now, sa_type=sa.DateTime(timezone=True))
     in_progress_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -4,9 +4,15 @@ Rate limits use a sliding-window counter: the current minute's count plus the pr
 how much of it still falls inside the last 60 seconds. Refused requests count too, so a client hammering
 past its limit stays limited. Spend counters are keyed by budget window (`key:key_x:daily:2026-11-27`).
 
-In-process spend is the database's figure at the last refresh plus what this process counted since. In Redis,
-every sidecar adds to one counter per window, seeded from the database when it does not exist yet (a new
-window, or Redis restarted), and a request sees the larger of the two figures.
+In-process spend is the database's figure at the last refresh plus what this process counted since, plus
+what requests in flight reserved. In Redis, every sidecar adds to one counter per window, seeded from the
+database when it does not exist yet (a new window, or Redis restarted).
+
+Budgets are reserved, not only checked: `admit` refuses when a window's spend (reservations included) has
+reached its limit, and otherwise adds the request's worst-case cost to every window in the same step (one
+Lua script in Redis, no await in between in process). `add` settles a request: its reservation goes, its real
+cost comes. So concurrent requests cannot all pass a check that none of them has paid for yet: a window
+overshoots its limit by at most one request's worst case.
 """
 
 from __future__ import annotations
@@ -32,17 +38,25 @@ class Usage:
     requests: float
     tokens: float
     spend: list[float]
+    exhausted: int | None = None
+    """The index of the first budget whose limit was reached (nothing was reserved then), or None."""
 
 
 class Counters(Protocol):
     """Where limits and budgets are counted."""
 
-    async def admit(self, key_id: str | None, spend_ids: Sequence[str]) -> Usage:
-        """Count one request for `key_id`; return the key's sliding-minute requests and tokens, and spend."""
+    async def admit(self, key_id: str | None, spend_ids: Sequence[str], limits: Sequence[float] = (),
+                    reserve: float = 0.0) -> Usage:
+        """Count one request for `key_id`; return the key's sliding-minute requests and tokens, and spend.
+
+        With `limits` (one per spend id): when a window's spend has reached its limit, `exhausted` names it;
+        otherwise `reserve` is added to every window until `add` settles it.
+        """
         ...
 
-    def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float) -> None:
-        """Count a finished request's tokens and cost (never blocks; Redis writes go in the background)."""
+    def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float,
+            reserved: float = 0.0) -> None:
+        """Count a finished request's tokens and cost, and drop its reservation (never blocks)."""
         ...
 
     def rebase(self, spend: Mapping[str, float], started: Any) -> None:
@@ -73,6 +87,7 @@ class MemoryCounters:
         self._previous_tokens: dict[str, int] = {}
         self._base: dict[str, float] = {}
         self._local: dict[str, float] = {}
+        self._reserved: dict[str, float] = {}
 
     def _roll(self, now: float) -> None:
         minute = int(now // _MINUTE)
@@ -83,7 +98,8 @@ class MemoryCounters:
             self._requests, self._tokens = {}, {}
             self._minute = minute
 
-    async def admit(self, key_id: str | None, spend_ids: Sequence[str]) -> Usage:
+    async def admit(self, key_id: str | None, spend_ids: Sequence[str], limits: Sequence[float] = (),
+                    reserve: float = 0.0) -> Usage:
         now = time.time()
         self._roll(now)
         requests = tokens = 0.0
@@ -92,16 +108,27 @@ class MemoryCounters:
             self._requests[key_id] = count
             requests = sliding(count, self._previous_requests.get(key_id, 0), now)
             tokens = sliding(self._tokens.get(key_id, 0), self._previous_tokens.get(key_id, 0), now)
-        spend = [self._base.get(i, 0.0) + self._local.get(i, 0.0) for i in spend_ids]
-        return Usage(requests, tokens, spend)
+        spend = [self._base.get(i, 0.0) + self._local.get(i, 0.0) + self._reserved.get(i, 0.0) for i in spend_ids]
+        exhausted = _exhausted(spend, limits)
+        if exhausted is None and reserve:
+            for spend_id in spend_ids:
+                self._reserved[spend_id] = self._reserved.get(spend_id, 0.0) + reserve
+        return Usage(requests, tokens, spend, exhausted)
 
-    def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float) -> None:
+    def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float,
+            reserved: float = 0.0) -> None:
         self._roll(time.time())
         if key_id is not None and tokens:
             self._tokens[key_id] = self._tokens.get(key_id, 0) + tokens
-        if cost:
-            for spend_id in spend_ids:
+        for spend_id in spend_ids:
+            if cost:
                 self._local[spend_id] = self._local.get(spend_id, 0.0) + cost
+            if reserved:
+                left = self._reserved.get(spend_id, 0.0) - reserved
+                if left > 1e-12:
+                    self._reserved[spend_id] = left
+                else:
+                    self._reserved.pop(spend_id, None)
 
     def snapshot(self) -> dict[str, float]:
         return dict(self._local)
@@ -115,7 +142,9 @@ class MemoryCounters:
         return None
 
 
-# One round trip per request: count it, read the key's sliding-minute figures and the budget windows' spend.
+# One round trip per request: count it, read the key's sliding-minute figures, then check and reserve budgets.
+# ARGV: rate flag, reservation, window TTL, then per budget window its database figure (the seed) and limit.
+# Returns the rate figures (when asked), the 1-based index of an exhausted window (0: none) and each spend.
 _ADMIT_LUA = """
 local out = {}
 local first = 1
@@ -128,7 +157,22 @@ if ARGV[1] == '1' then
   out[4] = redis.call('GET', KEYS[4]) or '0'
   first = 5
 end
-for i = first, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '0' end
+local reserve = tonumber(ARGV[2])
+local exhausted = 0
+local spent = {}
+for i = first, #KEYS do
+  local j = i - first
+  redis.call('SET', KEYS[i], ARGV[4 + 2 * j], 'NX', 'EX', ARGV[3])
+  local value = tonumber(redis.call('GET', KEYS[i])) or 0
+  local limit = tonumber(ARGV[5 + 2 * j])
+  spent[#spent + 1] = tostring(value)
+  if exhausted == 0 and limit and limit > 0 and value >= limit then exhausted = j + 1 end
+end
+if exhausted == 0 and reserve > 0 then
+  for i = first, #KEYS do redis.call('INCRBYFLOAT', KEYS[i], ARGV[2]) end
+end
+out[#out + 1] = exhausted
+for _, value in ipairs(spent) do out[#out + 1] = value end
 return out
 """
 _FLUSH_EVERY_S = 0.02  # finished requests' tokens and cost are written together, at most 50 times a second
@@ -153,7 +197,8 @@ class RedisCounters:
         self._flush: asyncio.Task[None] | None = None
         self._warned_at = 0.0
 
-    async def admit(self, key_id: str | None, spend_ids: Sequence[str]) -> Usage:
+    async def admit(self, key_id: str | None, spend_ids: Sequence[str], limits: Sequence[float] = (),
+                    reserve: float = 0.0) -> Usage:
         now = time.time()
         minute = int(now // _MINUTE)
         keys: list[str] = []
@@ -161,27 +206,32 @@ class RedisCounters:
             keys += [f"{_REDIS_PREFIX}req:{key_id}:{minute}", f"{_REDIS_PREFIX}req:{key_id}:{minute - 1}",
                      f"{_REDIS_PREFIX}tok:{key_id}:{minute}", f"{_REDIS_PREFIX}tok:{key_id}:{minute - 1}"]
         keys += [_REDIS_PREFIX + "usd:" + i for i in spend_ids]
+        args: list[str] = ["1" if key_id is not None else "0", repr(reserve), str(_WINDOW_TTL_S)]
+        for index, spend_id in enumerate(spend_ids):
+            args += [repr(self._base.get(spend_id, 0.0)), repr(limits[index]) if index < len(limits) else "0"]
         try:
-            results = await self._admit(keys=keys, args=["1" if key_id is not None else "0"])
+            results = await self._admit(keys=keys, args=args)
         except Exception as exc:  # noqa: BLE001 - boundary: Redis down means limits fail open, not requests
             self._warn(f"Redis unavailable, limits and budgets not enforced across sidecars: {exc}")
-            return Usage(0.0, 0.0, [self._base.get(i, 0.0) for i in spend_ids])
+            spend = [self._base.get(i, 0.0) for i in spend_ids]
+            return Usage(0.0, 0.0, spend, _exhausted(spend, limits))
         requests = tokens = 0.0
         if key_id is not None:
             requests = sliding(int(results[0]), _number(results[1]), now)
             tokens = sliding(_number(results[2]), _number(results[3]), now)
             results = results[4:]
-        # Not yet flushed usage of this process counts too.
-        spend = [max(self._base.get(i, 0.0), _number(v)) + self._usd.get(i, 0.0)
-                 for i, v in zip(spend_ids, results, strict=True)]
-        return Usage(requests, tokens + (self._tokens.get(key_id, 0) if key_id else 0), spend)
+        exhausted = int(results[0]) - 1 if int(results[0]) else None
+        # Not yet flushed settlements of this process count too (usually negative: a reservation exceeds the cost).
+        spend = [_number(v) + self._usd.get(i, 0.0) for i, v in zip(spend_ids, results[1:], strict=True)]
+        return Usage(requests, tokens + (self._tokens.get(key_id, 0) if key_id else 0), spend, exhausted)
 
-    def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float) -> None:
+    def add(self, key_id: str | None, tokens: int, spend_ids: Sequence[str], cost: float,
+            reserved: float = 0.0) -> None:
         if key_id is not None and tokens:
             self._tokens[key_id] = self._tokens.get(key_id, 0) + tokens
-        if cost:
+        if cost != reserved:
             for spend_id in spend_ids:
-                self._usd[spend_id] = self._usd.get(spend_id, 0.0) + cost
+                self._usd[spend_id] = self._usd.get(spend_id, 0.0) + cost - reserved
         if self._flush is None and (self._tokens or self._usd):
             self._flush = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -231,6 +281,11 @@ class RedisCounters:
         if now - self._warned_at > 30:
             self._warned_at = now
             log.warning(message)
+
+
+def _exhausted(spend: Sequence[float], limits: Sequence[float]) -> int | None:
+    """The first window whose spend reached its limit (a limit of 0 means none)."""
+    return next((i for i, (spent, limit) in enumerate(zip(spend, limits, strict=False)) if 0 < limit <= spent), None)
 
 
 def _number(value: Any) -> float:

@@ -8,9 +8,11 @@ reloads the snapshot every `access.refresh_s` and looks for cost alerts every `a
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +23,9 @@ from core.keys import TOKEN_PREFIX, hash_token
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
 from sidecar.access.counters import Counters
+from sidecar.access.reservation import used_tokens, worst_case_cost
 from sidecar.access.state import AccessSnapshot, KeyInfo, load_snapshot, spend_id
+from sidecar.callers import INTERNAL_HEADER
 from sidecar.errors import Forbidden, RateLimited, Unauthorized
 from sidecar.pipeline import BaseStage, Exchange, Reply
 
@@ -48,14 +52,18 @@ class AccessStage(BaseStage):
         self._windows: dict[str, Window] = {}
         self._windows_until = 0.0
         self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
+        self._internal_secret = secrets.token_urlsafe(32)
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+        """Set once the stage is subscribed to announced changes (Redis only)."""
+        self.reloads = 0
         counters.rebase(snapshot.spend, counters.snapshot())
 
     # -- request path ---------------------------------------------------------------------------------
 
     async def on_request(self, exchange: Exchange) -> Reply | None:
-        key = self._key(exchange.headers.get("authorization"))
+        key = self.authenticate(exchange.headers)
         record = exchange.record
         if key is not None:
             record.key_id = key.id
@@ -68,40 +76,61 @@ class AccessStage(BaseStage):
         limited = key is not None and (key.requests_per_minute or key.tokens_per_minute)
         if not limited and not budgets:
             return None
-        usage = await self.counters.admit(key.id if limited and key is not None else None, spend_ids)
+        key_id = key.id if limited and key is not None else None
+        reserve = self._worst_case(exchange) if budgets else 0.0
+        limits = [limit.limit_usd for limit, _, _ in budgets]
+        usage = await self.counters.admit(key_id, spend_ids, limits, reserve)
+        reserved = reserve if usage.exhausted is None else 0.0
         if limited and key is not None:
-            _check_rates(key, usage.requests, usage.tokens)
-        for (limit, subject, window), spent in zip(budgets, usage.spend, strict=True):
-            if spent >= limit.limit_usd:
-                raise RateLimited(
-                    f"{limit.scope} '{subject}' has spent its {limit.period} budget of ${limit.limit_usd:g} "
-                    f"(${spent:.4f} in {window.label}); it resets at {window.end:%Y-%m-%dT%H:%MZ}",
-                    retry_after_s=max(window.end.timestamp() - time.time(), 1.0),
-                    code="budget_exceeded",
-                )
-        exchange.state["access"] = (key.id if limited and key is not None else None, spend_ids)
+            try:
+                _check_rates(key, usage.requests, usage.tokens)
+            except RateLimited:
+                self.counters.add(None, 0, spend_ids, 0.0, reserved)  # refused: give the reservation back
+                raise
+        if usage.exhausted is not None:
+            limit, subject, window = budgets[usage.exhausted]
+            raise RateLimited(
+                f"{limit.scope} '{subject}' has spent its {limit.period} budget of ${limit.limit_usd:g} "
+                f"(${usage.spend[usage.exhausted]:.4f} in {window.label}, requests in flight included); "
+                f"it resets at {window.end:%Y-%m-%dT%H:%MZ}",
+                retry_after_s=max(window.end.timestamp() - time.time(), 1.0),
+                code="budget_exceeded",
+            )
+        exchange.state["access"] = (key_id, spend_ids, reserved)
         return None
 
     def on_done(self, exchange: Exchange) -> None:
+        """Count tokens and settle the budget reservation to the real cost (released when nothing was used)."""
         counted = exchange.state.get("access")
         if counted is None:
             return
-        key_id, spend_ids = counted
+        key_id, spend_ids, reserved = counted
         record = exchange.record
-        if record.cache_status in CACHE_HITS:
-            return  # answered from the cache: no upstream tokens, no cost
-        tokens_in, tokens_out = _tokens(exchange)
-        if not tokens_in and not tokens_out:
-            return
+        tokens_in = tokens_out = 0
+        if record.cache_status not in CACHE_HITS:  # a cache hit: no upstream tokens, no cost
+            tokens_in, tokens_out = used_tokens(exchange)
         cost = 0.0
         model = record.served_model or record.requested_model
-        price = self._price(model) if model else None
+        price = self._price(model) if model and (tokens_in or tokens_out) else None
         if price is not None:
             cost = (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1_000_000
-        self.counters.add(key_id, tokens_in + tokens_out, spend_ids, cost)
+        if tokens_in or tokens_out or reserved:
+            self.counters.add(key_id, tokens_in + tokens_out, spend_ids, cost, reserved)
 
-    def _key(self, authorization: str | None) -> KeyInfo | None:
-        token = _bearer(authorization)
+    def _worst_case(self, exchange: Exchange) -> float:
+        model = exchange.payload.get("model")
+        return worst_case_cost(exchange, self._price(model) if isinstance(model, str) else None, self.access)
+
+    def authenticate(self, headers: Mapping[str, str]) -> KeyInfo | None:
+        """The caller's live key: a batch request's internal credential, else the bearer token.
+
+        Raises `Unauthorized` for an unknown or revoked key, a forged internal credential, or no key when
+        keys are required. None means an anonymous caller (keys not required).
+        """
+        internal = headers.get(INTERNAL_HEADER)
+        if internal is not None:
+            return self._internal_key(internal)
+        token = _bearer(headers.get("authorization"))
         if token is not None and token.startswith(TOKEN_PREFIX):
             key = self.snapshot.keys.get(hash_token(token))
             if key is None:
@@ -112,6 +141,23 @@ class AccessStage(BaseStage):
                 "this sidecar needs a virtual key: send 'Authorization: Bearer tg-...'", code="missing_api_key"
             )
         return None
+
+    def internal_credential(self, key_id: str) -> str:
+        """The `INTERNAL_HEADER` value that makes an in-process call (the batch worker's) run as `key_id`.
+
+        It holds a random secret of this process, never sent over the network nor stored; a client that
+        sends the header without it is refused.
+        """
+        return f"{self._internal_secret}:{key_id}"
+
+    def _internal_key(self, credential: str) -> KeyInfo:
+        secret, _, key_id = credential.partition(":")
+        if not hmac.compare_digest(secret.encode(), self._internal_secret.encode()):
+            raise Unauthorized("invalid internal credential", code="invalid_api_key")
+        key = self.snapshot.by_id.get(key_id)
+        if key is None:
+            raise Unauthorized("the key that created this batch is unknown or revoked", code="invalid_api_key")
+        return key
 
     def _applying(self, key: KeyInfo | None, user: str | None, feature: str | None) -> _Applying:
         """The budgets covering this key, user and feature with their counter names (cached per snapshot)."""
@@ -151,13 +197,28 @@ class AccessStage(BaseStage):
     # -- background ------------------------------------------------------------------------------------
 
     def start(self, models: list[str]) -> None:
-        """Warm prices (litellm's map may take seconds to import) and start the refresh loop."""
+        """Start the refresh loop, the change listener (Redis) and, beside them, the price warm-up.
+
+        Keys never wait for prices: litellm's map may take 20-30 s to import, and a key revoked meanwhile
+        must be refused at once. Until a price is warm, `_price` uses configured and built-in prices only.
+        """
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run(models))
+        self._tasks = [loop.create_task(self._run(), name="tollgate-access-refresh"),
+                       loop.create_task(self._warm_prices(models), name="tollgate-access-prices")]
+        if self.settings.redis_url:
+            from sidecar.access.changes import listen_for_changes
+
+            self._tasks.append(loop.create_task(
+                listen_for_changes(self.settings.redis_url, self.refresh_soon, self.listening),
+                name="tollgate-access-changes"))
 
     def refresh_soon(self) -> None:
-        """Reload now instead of at the next interval (after an admin change on this sidecar)."""
+        """Reload now instead of at the next interval (after an admin change here or an announced one)."""
         self._wake.set()
+
+    async def reload_now(self) -> None:
+        """Reload at once and return when done (after an admin change on this sidecar); failures are logged."""
+        await self._guarded("refresh keys and budgets", self.refresh)
 
     async def refresh(self) -> None:
         """Reload keys, budgets and spend from the database (in a thread)."""
@@ -166,11 +227,15 @@ class AccessStage(BaseStage):
         self.snapshot = snapshot
         self._applying_cache.clear()
         self.counters.rebase(snapshot.spend, started)
+        self.reloads += 1
 
-    async def _run(self, models: list[str]) -> None:
+    async def _warm_prices(self, models: list[str]) -> None:
         book = PriceBook(self.settings)
-        prices = await asyncio.to_thread(lambda: {model: book.price(model) for model in models})
-        self._prices.update(prices)
+        for model in models:
+            price = await asyncio.to_thread(book.price, model)
+            self._prices[model] = price
+
+    async def _run(self) -> None:
         next_alerts = time.monotonic() + self.access.alert_interval_s
         while True:
             try:
@@ -196,9 +261,9 @@ class AccessStage(BaseStage):
 
     async def aclose(self) -> None:
         """Stop the background task and close the counters."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.aclose()
 
 
@@ -223,19 +288,3 @@ def _bearer(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
-
-
-def _tokens(exchange: Exchange) -> tuple[int, int]:
-    """Reported tokens; when the upstream reported none, a rough estimate (4 bytes a token, an event a token)."""
-    tokens_in, tokens_out = exchange.usage[0], exchange.usage[1]
-    record = exchange.record
-    if tokens_in is None and tokens_out is None and record.status >= 400:
-        return 0, 0
-    if tokens_in is None:
-        tokens_in = len(record.request_body or b"") // 4
-    if tokens_out is None:
-        if record.stream:
-            tokens_out = sum(chunk.count(b"data: ") for chunk in record.response_chunks)
-        else:
-            tokens_out = len(record.response_body or b"") // 4
-    return int(tokens_in), int(tokens_out)

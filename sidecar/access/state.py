@@ -46,6 +46,12 @@ class AccessSnapshot:
     budgets: BudgetBook
     spend: dict[str, float]
     loaded_at: datetime
+    by_id: dict[str, KeyInfo] = field(default_factory=dict)
+    """The same keys by key id (filled from `keys`): batch requests run as the key id that created them."""
+
+    def __post_init__(self) -> None:
+        if not self.by_id and self.keys:
+            object.__setattr__(self, "by_id", {key.id: key for key in self.keys.values()})
 
 
 def spend_id(scope: str, subject: str, period: str, label: str) -> str:

@@ -132,11 +132,14 @@ class _KeyRoutes:
         except (AccessError, BudgetError, CostQueryError) as exc:
             raise InvalidRequest(str(exc)) from exc
         if refresh:
+            from core.access_changes import announce_access_change
             from sidecar.access import find_access_stage
 
             stage = find_access_stage(self.runtime)
             if stage is not None:
-                stage.refresh_soon()
+                await stage.reload_now()  # in effect here when the admin call answers
+            # The other sidecars: at once through Redis, else at their next poll.
+            await asyncio.to_thread(announce_access_change, self.runtime.settings.redis_url)
         return result
 
 

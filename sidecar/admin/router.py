@@ -13,7 +13,17 @@ from typing import Any
 
 import orjson
 
-from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, read_body, send_bytes, send_error
+from sidecar.asgi import (
+    JSON_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_headers,
+    send_bytes,
+    send_error,
+)
+from sidecar.callers import ANONYMOUS, Caller, Identify
 from sidecar.errors import Forbidden, MethodNotAllowed, NotFound, SidecarError, Unauthorized
 from sidecar.validation import parse_json_object
 
@@ -28,6 +38,8 @@ class JsonRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    caller: Caller = ANONYMOUS
+    """Who calls (set when the router has an `identify` check)."""
     _json: Any = field(default=None)
 
     def json(self) -> dict[str, Any]:
@@ -41,12 +53,18 @@ JsonHandler = Callable[[JsonRequest], Awaitable[tuple[int, Any]]]
 
 
 class JsonRouter:
-    """Routes under one prefix; `admin_key` set means every route needs `Authorization: Bearer <admin key>`."""
+    """Routes under one prefix.
 
-    def __init__(self, prefix: str, *, admin_key: str | None = None, require_key: bool = False) -> None:
+    `require_key` means every route needs `Authorization: Bearer <admin key>`; `identify` means every route
+    first asks who calls (401 when keys are required and missing) and hands the caller to the handler.
+    """
+
+    def __init__(self, prefix: str, *, admin_key: str | None = None, require_key: bool = False,
+                 identify: Identify | None = None) -> None:
         self.prefix = prefix.rstrip("/")
         self._admin_key = admin_key
         self._require_key = require_key
+        self._identify = identify
         self._routes: list[tuple[str, list[str], JsonHandler]] = []
 
     def add(self, method: str, path: str, handler: JsonHandler) -> None:
@@ -63,9 +81,10 @@ class JsonRouter:
             await send_error(send, error)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1"): v.decode("utf-8", "replace") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         if self._require_key:
             self._check_key(headers.get("authorization", ""))
+        caller = self._identify(headers) if self._identify is not None else ANONYMOUS
         segments = [s for s in scope["path"][len(self.prefix):].strip("/").split("/") if s]
         allowed: list[str] = []
         for method, pattern, handler in self._routes:
@@ -77,7 +96,7 @@ class JsonRouter:
                 continue
             body = await read_body(receive, MAX_ADMIN_BODY, None)
             query = _query(scope.get("query_string", b""))
-            request = JsonRequest(scope["method"], scope["path"], params, query, headers, body)
+            request = JsonRequest(scope["method"], scope["path"], params, query, headers, body, caller)
             status, document = await handler(request)
             await send_bytes(send, status, orjson.dumps(document), JSON_HEADERS)
             return

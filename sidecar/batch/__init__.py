@@ -23,8 +23,8 @@ def build_batch_routes(runtime: Any) -> list[Any]:
     worker = BatchWorker(store, settings.batch, endpoint_caller(runtime))
     worker.start()
     runtime.extra_closers.append(worker.aclose)
-    files = FilesRoute(store, settings.batch.max_file_bytes)
-    return [files, build_batches_router(store, worker, settings.batch.completion_window_s)]
+    files = FilesRoute(store, settings.batch.max_file_bytes, runtime.identify)
+    return [files, build_batches_router(store, worker, settings.batch.completion_window_s, runtime.identify)]
 
 
 __all__ = ["BatchStore", "BatchWorker", "build_batch_routes"]

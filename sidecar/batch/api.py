@@ -12,14 +12,21 @@ from core.tables.common import utc_now
 from sidecar.admin.router import JsonRequest, JsonRouter
 from sidecar.batch.store import BATCH_ENDPOINTS, BatchStore, batch_document, expiry, new_id
 from sidecar.batch.worker import BatchWorker
+from sidecar.callers import Identify
 from sidecar.errors import InvalidRequest, NotFound
 
 COMPLETION_WINDOWS = ("24h",)
 
 
-def build_batches_router(store: BatchStore, worker: BatchWorker, window_s: float) -> JsonRouter:
-    """The `/v1/batches` router."""
-    router = JsonRouter("/v1/batches")
+def build_batches_router(store: BatchStore, worker: BatchWorker, window_s: float, identify: Identify | None) -> JsonRouter:
+    """The `/v1/batches` router: a batch belongs to the key that created it and runs as that key."""
+    router = JsonRouter("/v1/batches", identify=identify)
+
+    async def visible(request: JsonRequest) -> BatchJob:
+        row = await asyncio.to_thread(store.get_batch, request.params["batch_id"])
+        if row is None or not request.caller.sees(row.owner_key_id):  # another key's batch does not exist
+            raise NotFound(f"No such batch: {request.params['batch_id']}")
+        return row
 
     async def create(request: JsonRequest) -> tuple[int, Any]:
         payload = request.json()
@@ -35,23 +42,22 @@ def build_batches_router(store: BatchStore, worker: BatchWorker, window_s: float
         if not isinstance(file_id, str):
             raise InvalidRequest("input_file_id is required", param="input_file_id")
         source = await asyncio.to_thread(store.get_file, file_id)
-        if source is None or source.purpose != "batch":
+        if source is None or source.purpose != "batch" or not request.caller.sees(source.owner_key_id):
             raise InvalidRequest(f"No batch input file with id {file_id}", param="input_file_id")
         created = utc_now()
         row = BatchJob(id=new_id("batch_"), endpoint=endpoint, input_file_id=file_id, completion_window=window,
                        status="validating", created_at=created, expires_at=expiry(created, window_s),
+                       owner_key_id=request.caller.key_id,
                        metadata_json=orjson.dumps(metadata).decode() if metadata is not None else None)
         row = await asyncio.to_thread(store.add_batch, row)
         worker.wake()
         return 200, batch_document(row)
 
     async def retrieve(request: JsonRequest) -> tuple[int, Any]:
-        row = await asyncio.to_thread(store.get_batch, request.params["batch_id"])
-        if row is None:
-            raise NotFound(f"No such batch: {request.params['batch_id']}")
-        return 200, batch_document(row)
+        return 200, batch_document(await visible(request))
 
     async def cancel(request: JsonRequest) -> tuple[int, Any]:
+        await visible(request)
         row = await asyncio.to_thread(store.request_cancel, request.params["batch_id"])
         if row is None:
             raise NotFound(f"No such batch: {request.params['batch_id']}")
@@ -63,7 +69,7 @@ def build_batches_router(store: BatchStore, worker: BatchWorker, window_s: float
             limit = max(1, min(100, int(request.query.get("limit", "20"))))
         except ValueError:
             raise InvalidRequest("limit must be an integer", param="limit") from None
-        rows = await asyncio.to_thread(store.list_batches, limit)
+        rows = await asyncio.to_thread(store.list_batches, limit, request.caller)
         data = [batch_document(row) for row in rows]
         return 200, {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                      "last_id": data[-1]["id"] if data else None, "has_more": False}

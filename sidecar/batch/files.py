@@ -1,5 +1,7 @@
 """`/v1/files`: multipart upload of batch input (JSONL, `purpose=batch`), file objects and their contents.
 
+Every route asks who calls first (401 without a key when keys are required); a file belongs to the key that
+uploaded it (a batch's output and error files to the batch's key), and another key's file answers 404.
 Uploads are parsed as they arrive (python-multipart) and written straight to disk, so a 100 MB file never
 sits in memory; the size limit is `batch.max_file_bytes`.
 """
@@ -14,8 +16,18 @@ from typing import IO, Any
 import orjson
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from sidecar.asgi import JSON_HEADERS, ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
+from sidecar.asgi import (
+    JSON_HEADERS,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    request_headers,
+    send_bytes,
+    send_error,
+)
 from sidecar.batch.store import BatchStore, file_document
+from sidecar.callers import ANONYMOUS, Caller, Identify
 from sidecar.errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SidecarError
 
 PREFIX = "/v1/files"
@@ -25,9 +37,10 @@ CHUNK = 256 * 1024
 class FilesRoute:
     """The `/v1/files` endpoints (an ASGI callable with `matches`)."""
 
-    def __init__(self, store: BatchStore, max_bytes: int) -> None:
+    def __init__(self, store: BatchStore, max_bytes: int, identify: Identify | None = None) -> None:
         self.store = store
         self.max_bytes = max_bytes
+        self._identify = identify
 
     def matches(self, path: str) -> bool:
         return path == PREFIX or path.startswith(PREFIX + "/")
@@ -41,14 +54,15 @@ class FilesRoute:
             return
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = self._identify(request_headers(scope)) if self._identify is not None else ANONYMOUS
         segments = [s for s in scope["path"][len(PREFIX):].split("/") if s]
         method = scope["method"]
         if not segments:
             if method == "POST":
-                document = await self._upload(scope, receive)
+                document = await self._upload(scope, receive, caller)
                 await send_bytes(send, 200, orjson.dumps(document), JSON_HEADERS)
             elif method == "GET":
-                rows = await asyncio.to_thread(self.store.list_files, 100)
+                rows = await asyncio.to_thread(self.store.list_files, 100, caller)
                 body = {"object": "list", "data": [file_document(row) for row in rows]}
                 await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
             else:
@@ -57,7 +71,7 @@ class FilesRoute:
         if method != "GET":
             raise MethodNotAllowed(f"{scope['path']} accepts GET, not {method}")
         row = await asyncio.to_thread(self.store.get_file, segments[0])
-        if row is None:
+        if row is None or not caller.sees(row.owner_key_id):  # another key's file does not exist
             raise NotFound(f"No such file: {segments[0]}")
         if len(segments) == 1:
             await send_bytes(send, 200, orjson.dumps(file_document(row)), JSON_HEADERS)
@@ -74,7 +88,7 @@ class FilesRoute:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _upload(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+    async def _upload(self, scope: Scope, receive: Receive, caller: Caller) -> dict[str, Any]:
         headers = dict(scope["headers"])
         kind, options = parse_options_header(headers.get(b"content-type", b""))
         if kind != b"multipart/form-data" or b"boundary" not in options:
@@ -105,7 +119,7 @@ class FilesRoute:
                 raise InvalidRequest("purpose must be 'batch' (the only purpose this server accepts)", param="purpose")
             if form.filename is None:
                 raise InvalidRequest("the form has no 'file' field", param="file")
-            row = await asyncio.to_thread(self.store.add_file, upload, form.filename, "batch")
+            row = await asyncio.to_thread(self.store.add_file, upload, form.filename, "batch", caller.key_id)
         finally:
             form.close()
             upload.unlink(missing_ok=True)

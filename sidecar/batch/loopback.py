@@ -1,7 +1,9 @@
 """Calling the sidecar's own OpenAI endpoints in-process, as if a client had sent the request over HTTP.
 
 A batch request thereby takes the live path: stages (cache, guards, routing), retries and fallbacks,
-admission, metrics and the traffic log, tagged with segment `batch`.
+admission, metrics and the traffic log, tagged with segment `batch`, and as the key that created the batch: the call carries the access stage's
+per-process secret with the key id (`internal_credential`), which no outside client can know, so the stage
+applies that key's models, limits and budget without the raw token ever being stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import orjson
 
 from sidecar.asgi import Message
 from sidecar.batch.worker import Call
+from sidecar.callers import INTERNAL_HEADER
 
 
 def endpoint_caller(runtime: Any) -> Call:
@@ -20,21 +23,29 @@ def endpoint_caller(runtime: Any) -> Call:
     from sidecar.handlers import make_endpoints
 
     endpoints = make_endpoints(runtime)
+    access = None
+    if runtime.settings.access.active:
+        from sidecar.access import find_access_stage
 
-    async def call(url: str, body: dict[str, Any], request_id: str) -> tuple[int, bytes]:
+        access = find_access_stage(runtime)
+
+    async def call(url: str, body: dict[str, Any], request_id: str, key_id: str | None) -> tuple[int, bytes]:
         endpoint = endpoints[url]
         payload = orjson.dumps(body)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"x-tollgate-segment", b"batch"),
+        ]
+        if access is not None and key_id is not None:
+            headers.append((INTERNAL_HEADER.encode(), access.internal_credential(key_id).encode()))
         scope = {
             "type": "http",
             "method": "POST",
             "path": url,
             "query_string": b"",
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-request-id", request_id.encode()),
-                (b"x-tollgate-segment", b"batch"),
-            ],
+            "headers": headers,
         }
         delivered = asyncio.Event()
         sent = False

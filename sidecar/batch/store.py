@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from core.tables.batches import BatchFile, BatchJob
 from core.tables.common import utc_now
+from sidecar.callers import Caller
 
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
@@ -57,28 +58,30 @@ class BatchStore:
 
     # -- files ---------------------------------------------------------------------------------------------
 
-    def add_file(self, upload: Path, filename: str, purpose: str) -> BatchFile:
-        """Register an uploaded file (moved from `upload` into the files folder)."""
-        row = BatchFile(id=new_id("file-"), purpose=purpose, filename=filename[:255], bytes=upload.stat().st_size)
+    def add_file(self, upload: Path, filename: str, purpose: str, owner_key_id: str | None) -> BatchFile:
+        """Register an uploaded file (moved from `upload` into the files folder), owned by `owner_key_id`."""
+        row = BatchFile(id=new_id("file-"), purpose=purpose, filename=filename[:255], bytes=upload.stat().st_size,
+                        owner_key_id=owner_key_id)
         upload.replace(self.file_path(row.id))
         return self._save(row)
 
-    def write_file(self, lines: list[bytes], filename: str, purpose: str) -> BatchFile:
-        """Create a file from result lines (an output or error file)."""
+    def write_file(self, lines: list[bytes], filename: str, purpose: str, owner_key_id: str | None) -> BatchFile:
+        """Create a file from result lines (an output or error file, owned by the batch's key)."""
         self.files_dir.mkdir(parents=True, exist_ok=True)
         file_id = new_id("file-")
         path = self.file_path(file_id)
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(b"".join(line + b"\n" for line in lines))
         temporary.replace(path)
-        return self._save(BatchFile(id=file_id, purpose=purpose, filename=filename, bytes=path.stat().st_size))
+        return self._save(BatchFile(id=file_id, purpose=purpose, filename=filename, bytes=path.stat().st_size,
+                                    owner_key_id=owner_key_id))
 
     def get_file(self, file_id: str) -> BatchFile | None:
         with Session(self.engine) as session:
             return session.get(BatchFile, file_id)
 
-    def list_files(self, limit: int) -> list[BatchFile]:
-        return self._newest(BatchFile, limit)
+    def list_files(self, limit: int, caller: Caller) -> list[BatchFile]:
+        return self._newest(BatchFile, limit, caller)
 
     # -- batches -------------------------------------------------------------------------------------------
 
@@ -89,8 +92,8 @@ class BatchStore:
         with Session(self.engine) as session:
             return session.get(BatchJob, batch_id)
 
-    def list_batches(self, limit: int) -> list[BatchJob]:
-        return self._newest(BatchJob, limit)
+    def list_batches(self, limit: int, caller: Caller) -> list[BatchJob]:
+        return self._newest(BatchJob, limit, caller)
 
     def active_batch_ids(self) -> list[str]:
         with Session(self.engine) as session:
@@ -124,9 +127,13 @@ class BatchStore:
                 session.refresh(row)
             return row
 
-    def _newest(self, table: Any, limit: int) -> list[Any]:
+    def _newest(self, table: Any, limit: int, caller: Caller) -> list[Any]:
+        """The newest rows `caller` sees: its key's own (or, without a key, those made without one); all for the admin."""
         with Session(self.engine) as session:
             statement = select(table).order_by(col(table.created_at).desc()).limit(limit)
+            if not caller.admin:
+                owner = col(table.owner_key_id)
+                statement = statement.where(owner.is_(None) if caller.key_id is None else owner == caller.key_id)
             return list(session.exec(statement).all())
 
     def _save(self, row: Any) -> Any:

@@ -1,6 +1,7 @@
 """The batch worker: runs batches' requests through the sidecar's own endpoints, at low priority.
 
-Requests go through the same endpoint code as live traffic (stages, retries, fallbacks, traffic log), called
+Requests go through the same endpoint code as live traffic, as the key that created the batch (its models,
+limits and budget apply and count), (stages, retries, fallbacks, traffic log), called
 in-process, with the admission priority set to `BATCH` so they wait behind live requests for a deployment
 slot, and at most `batch.concurrency` at a time across all batches. Each finished request is appended to
 the batch's results file at once; on start the worker resumes every batch the database says is unfinished,
@@ -27,7 +28,8 @@ from sidecar.batch.inputs import BatchRequest, check_input, parse_line
 from sidecar.batch.store import BatchStore, ResultWriter, epoch
 
 log = logging.getLogger("tollgate.sidecar.batch")
-Call = Callable[[str, dict[str, Any], str], Awaitable[tuple[int, bytes]]]
+Call = Callable[[str, dict[str, Any], str, str | None], Awaitable[tuple[int, bytes]]]
+"""`(url, body, request_id, key_id) -> (status, body)`: one request, run as the batch's key (None: no key)."""
 COUNTS_EVERY_S = 0.5
 T = TypeVar("T")
 
@@ -107,19 +109,19 @@ class BatchWorker:
             if batch is None or batch.status == "failed":
                 return
         if batch.status == "in_progress":
-            status = await self._execute(batch_id, batch.input_file_id)
+            status = await self._execute(batch_id, batch.input_file_id, batch.owner_key_id)
             final = {"cancelled": "cancelling", "expired": "finalizing"}.get(status, "finalizing")
             batch = await self._blocking(self.store.update_batch, batch_id, status=final,
                                             **({"finalizing_at": utc_now()} if final == "finalizing" else {}))
             if batch is None:
                 return
             if status == "expired":
-                await self._finalize(batch_id, "expired")
+                await self._finalize(batch_id, "expired", batch.owner_key_id)
                 return
         if batch.status == "cancelling":
-            await self._finalize(batch_id, "cancelled")
+            await self._finalize(batch_id, "cancelled", batch.owner_key_id)
         elif batch.status == "finalizing":
-            await self._finalize(batch_id, "completed")
+            await self._finalize(batch_id, "completed", batch.owner_key_id)
 
     async def _validate(self, batch_id: str, file_id: str, endpoint: str) -> Any:
         def check() -> tuple[int, list[dict]]:
@@ -133,7 +135,7 @@ class BatchWorker:
         return await self._blocking(self.store.update_batch, batch_id, status="in_progress",
                                        in_progress_at=utc_now(), total=total)
 
-    async def _execute(self, batch_id: str, file_id: str) -> str:
+    async def _execute(self, batch_id: str, file_id: str, key_id: str | None) -> str:
         """Run the requests not done yet; returns `done`, `cancelled` or `expired`."""
         done = await self._blocking(self.store.read_results, batch_id)
         finished = {orjson.loads(line)["custom_id"]: line for line in done}
@@ -152,7 +154,7 @@ class BatchWorker:
                 if outcome != "done":
                     self._slots.release()
                     break
-                task = asyncio.get_running_loop().create_task(self._one(batch_id, request, writer, counts))
+                task = asyncio.get_running_loop().create_task(self._one(batch_id, request, writer, counts, key_id))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 await self._save_counts(batch_id, counts)
@@ -174,11 +176,12 @@ class BatchWorker:
             return "expired"
         return "done"
 
-    async def _one(self, batch_id: str, request: BatchRequest, writer: ResultWriter, counts: _Counts) -> None:
+    async def _one(self, batch_id: str, request: BatchRequest, writer: ResultWriter, counts: _Counts,
+                   key_id: str | None) -> None:
         try:
             request_id = f"{batch_id}-{secrets.token_hex(6)}"
             body = {k: v for k, v in request.body.items() if k not in ("stream", "stream_options")}
-            status, raw = await self._call(request.url, body, request_id)
+            status, raw = await self._call(request.url, body, request_id, key_id)
             writer.append(result_line(request.custom_id, request_id, status, raw))
             if 200 <= status < 300:
                 counts.completed += 1
@@ -194,7 +197,7 @@ class BatchWorker:
             await self._blocking(self.store.update_batch, batch_id, completed=counts.completed,
                                     failed=counts.failed)
 
-    async def _finalize(self, batch_id: str, status: str) -> None:
+    async def _finalize(self, batch_id: str, status: str, key_id: str | None) -> None:
         """Write the output and error files from the results and close the batch with `status`."""
         results = await self._blocking(self.store.read_results, batch_id)
         succeeded = [line for line in results if _succeeded(line)]
@@ -204,9 +207,10 @@ class BatchWorker:
             changes: dict[str, Any] = {"status": status, f"{status}_at": utc_now(),
                                        "completed": len(succeeded), "failed": len(failed)}
             if succeeded:
-                changes["output_file_id"] = self.store.write_file(succeeded, f"{batch_id}_output.jsonl", "batch_output").id
+                changes["output_file_id"] = self.store.write_file(
+                    succeeded, f"{batch_id}_output.jsonl", "batch_output", key_id).id
             if failed:
-                changes["error_file_id"] = self.store.write_file(failed, f"{batch_id}_error.jsonl", "batch_output").id
+                changes["error_file_id"] = self.store.write_file(failed, f"{batch_id}_error.jsonl", "batch_output", key_id).id
             return changes
 
         changes = await self._blocking(write)

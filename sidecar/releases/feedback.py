@@ -3,7 +3,8 @@
     {"request_id": "<x-request-id of the answer>", "outcome": "converted", "value": 1,
      "experiment": null, "variant": null, "user": null, "details": {...}}
 
-The arm is filled from this sidecar's memory of recent requests when the body does not name it (and at query
+`value` must lie in the outcome's declared range (`releases.feedback_outcomes`, else `releases.feedback_range`,
+[-1, 1] by default); a caller needs a key when keys are required. The arm is filled from this sidecar's memory of recent requests when the body does not name it (and at query
 time from the traffic log otherwise). The answer is `201 {"id": ..., "object": "feedback", ...}`.
 """
 
@@ -17,8 +18,8 @@ from sidecar.errors import InvalidRequest
 
 
 def build_feedback_router(runtime: Any) -> JsonRouter:
-    """The `/v1/feedback` router (no admin key: applications call it)."""
-    router = JsonRouter("/v1/feedback")
+    """The `/v1/feedback` router (applications call it with their key when keys are required)."""
+    router = JsonRouter("/v1/feedback", identify=runtime.identify)
     router.add("POST", "", _FeedbackRoute(runtime).post)
     return router
 
@@ -34,6 +35,10 @@ class _FeedbackRoute:
         value = body.get("value", 1.0)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise InvalidRequest("'value' must be a number", param="value")
+        allowed = self.runtime.settings.releases.feedback_range_of(outcome or "")
+        if not allowed.min <= value <= allowed.max:
+            raise InvalidRequest(f"'value' for outcome '{outcome}' must be within [{allowed.min:g}, {allowed.max:g}] "
+                                 "(releases.feedback_outcomes declares each outcome's range)", param="value")
         details = body.get("details")
         if details is not None and not isinstance(details, dict):
             raise InvalidRequest("'details' must be an object", param="details")

@@ -49,3 +49,50 @@ def test_redis_counters_fail_open_when_redis_is_away():
 
     usage = asyncio.run(scenario())
     assert (usage.requests, usage.tokens, usage.spend) == (0.0, 0.0, [3.0])
+
+
+def test_memory_counters_reserve_until_settled_and_refuse_a_spent_window():
+    async def scenario():
+        counters = MemoryCounters()
+        window = ["key:key_a:daily:d"]
+        first = await counters.admit(None, window, [1.0], reserve=0.6)
+        second = await counters.admit(None, window, [1.0], reserve=0.6)  # 0.6 reserved < 1.0: admitted
+        third = await counters.admit(None, window, [1.0], reserve=0.6)  # 1.2 reserved: refused, nothing added
+        counters.add(None, 10, window, 0.1, reserved=0.6)  # the first settles at its real cost
+        after = await counters.admit(None, window, [1.0], reserve=0.0)
+        counters.add(None, 0, window, 0.0, reserved=0.6)  # the second failed: released
+        return first, second, third, after, await counters.admit(None, window)
+
+    first, second, third, after, last = asyncio.run(scenario())
+    assert (first.exhausted, second.exhausted, third.exhausted) == (None, None, 0)
+    assert third.spend == [pytest.approx(1.2)]
+    assert (after.exhausted, after.spend) == (None, [pytest.approx(0.7)])
+    assert last.spend == [pytest.approx(0.1)]
+
+
+@pytest.mark.redis
+def test_redis_counters_reserve_atomically_and_settle():
+    import uuid
+
+    from tests.conftest import REDIS_URL
+
+    window = [f"key:{uuid.uuid4().hex}:daily:d"]
+
+    async def scenario():
+        counters = RedisCounters(REDIS_URL)
+        counters.rebase({window[0]: 0.3}, None)  # the database's figure seeds the window
+        admitted = await asyncio.gather(*[counters.admit(None, window, [1.0], reserve=0.25) for _ in range(6)])
+        counters.add(None, 10, window, 0.05, reserved=0.25)
+        await counters.aclose()
+        again = RedisCounters(REDIS_URL)
+        usage = await again.admit(None, window)
+        await again.aclose()
+        return admitted, usage
+
+    try:
+        admitted, usage = asyncio.run(scenario())
+    except OSError as exc:
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    # 0.3 seeded: three are admitted (at 0.3, 0.55 and 0.8), whichever runs first; then 1.05 is spent.
+    assert sorted(u.exhausted is None for u in admitted) == [False] * 3 + [True] * 3
+    assert usage.spend == [pytest.approx(0.3 + 0.25 * 3 - 0.25 + 0.05)]

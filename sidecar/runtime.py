@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from core.settings import Deployment, ModelRoute, Settings
+from core.tag_policy import TagPolicy
 from sidecar.upstreams.base import UpstreamClient
 from sidecar.upstreams.deployments import LiveDeployment, LiveRoute, deployment_label, upstream_model_name
 from sidecar.upstreams.identity import url_secrets
@@ -35,6 +36,8 @@ class Runtime:
     ready: bool = False
     extra_closers: list[Any] = field(default_factory=list)
     database: Any = None
+    tags: TagPolicy = field(default_factory=TagPolicy)
+    """Cleans client-supplied tags (PII, hashed user ids) before anything stores or exports them."""
 
 
 def needs_embedded(settings: Settings) -> bool:

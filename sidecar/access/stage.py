@@ -20,6 +20,7 @@ from core.costs import CACHE_HITS
 from core.keys import TOKEN_PREFIX, hash_token
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
+from core.tag_policy import TagPolicy
 from sidecar.access.counters import Counters
 from sidecar.access.state import AccessSnapshot, KeyInfo, load_snapshot, spend_id
 from sidecar.errors import Forbidden, RateLimited, Unauthorized
@@ -49,6 +50,7 @@ class AccessStage(BaseStage):
         self._windows_until = 0.0
         self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
         self._wake = asyncio.Event()
+        self._tags = TagPolicy.from_settings(settings)
         self._task: asyncio.Task[None] | None = None
         counters.rebase(snapshot.spend, counters.snapshot())
 
@@ -60,7 +62,7 @@ class AccessStage(BaseStage):
         if key is not None:
             record.key_id = key.id
             if record.user is None and key.user:
-                record.user = key.user
+                record.user = self._tags.user(key.user)  # a key's owner is stored like any user id
             model = exchange.payload.get("model")
             if isinstance(model, str) and not key.allows(model):
                 raise Forbidden(f"key '{key.name}' may not call model '{model}'", param="model", code="model_not_allowed")

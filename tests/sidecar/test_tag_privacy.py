@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import httpx
-import yaml
 import sqlalchemy as sa
+import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from core.database import open_database
@@ -109,7 +109,7 @@ def test_hash_users_without_its_key_refuses_to_start(tmp_path):
     }))
     env = {k: v for k, v in os.environ.items() if k != "TEAM_USER_KEY_UNSET"}
     done = subprocess.run([sys.executable, "-m", "core.cli", "serve", "--config", str(config), "--port", "0"],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          check=False, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "TEAM_USER_KEY_UNSET" in lines[0] and "hash_users" in lines[0]

@@ -71,6 +71,9 @@ class Deployment(_Frozen):
             raise ValueError("an openai-compatible deployment needs base_url")
         if self.provider == "litellm" and not self.model:
             raise ValueError("a litellm deployment needs model (e.g. anthropic/claude-3-5-haiku-latest)")
+        if self.api_key_env and self.provider == "openai" and "@" in (self.base_url or "").split("/", 3)[2]:
+            # aiohttp refuses an Authorization header beside credentials in the URL: every call would fail.
+            raise ValueError("base_url carries credentials (user:password@) and api_key_env is set: use one")
         return self
 
     @field_validator("base_url")

@@ -145,3 +145,10 @@ def test_hostile_base_urls_leak_nowhere_over_real_http(tmp_path, fake, sqlite_ur
     for place, text in places.items():
         leaked = [secret for secret in SECRETS if secret in text]
         assert not leaked, f"{leaked} found in {place}"
+
+
+def test_credentials_in_the_url_and_an_api_key_are_refused_together():
+    # aiohttp refuses an Authorization header beside URL credentials: every call would be a 500.
+    with pytest.raises(ValueError, match="use one"):
+        Deployment(base_url=f"http://{USER}:pw@h/v1", api_key_env="SOME_KEY")
+    assert Deployment(base_url="http://h/v1?x=a@b", api_key_env="SOME_KEY").base_url == "http://h/v1?x=a@b"

@@ -9,6 +9,7 @@ import contextvars
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -83,6 +84,14 @@ class Deployment(_Frozen):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        # Messages never quote the URL: it may carry credentials.
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError("base_url has an invalid port") from None
+        if not parts.hostname:
+            raise ValueError("base_url has no host")
         return value.rstrip("/")
 
     def api_key(self) -> str | None:

@@ -96,6 +96,10 @@ class OpenAICompatClient:
             raise UpstreamTimeoutError(f"no answer from {self._address} within {read_s:g} s") from exc
         except _CONNECT_ERRORS as exc:
             raise UpstreamConnectError(f"cannot reach {self._address}: {exc.__class__.__name__}") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            # A URL or header aiohttp cannot use (InvalidURL's text is the whole URL, credentials included):
+            # named by class only, and not chained, so no traceback can quote it either.
+            raise UpstreamConnectError(f"cannot call {self._address}: {exc.__class__.__name__}") from None
         return AiohttpResponse(response, timeouts.idle_s)
 
     async def aclose(self) -> None:

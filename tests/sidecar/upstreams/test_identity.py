@@ -152,3 +152,38 @@ def test_credentials_in_the_url_and_an_api_key_are_refused_together():
     with pytest.raises(ValueError, match="use one"):
         Deployment(base_url=f"http://{USER}:pw@h/v1", api_key_env="SOME_KEY")
     assert Deployment(base_url="http://h/v1?x=a@b", api_key_env="SOME_KEY").base_url == "http://h/v1?x=a@b"
+
+
+def test_a_url_aiohttp_cannot_use_fails_without_quoting_it():
+    # aiohttp's InvalidURL text is the whole URL, password included: it must not become the error text.
+    import asyncio
+
+    from sidecar.upstreams.base import Timeouts
+    from sidecar.upstreams.openai_compat import OpenAICompatClient, create_session
+
+    async def call() -> UpstreamConnectError:
+        session = create_session(4)
+        try:
+            client = OpenAICompatClient(session, f"http://{USER}:s3cr3t-pw-4417@127.0.0.1:99999/v1", None)
+            with pytest.raises(UpstreamConnectError) as raised:
+                await client.send("/chat/completions", b"{}", None, Timeouts(1.0, 1.0, 1.0))
+            return raised.value
+        finally:
+            await session.close()
+
+    error = asyncio.run(call())
+    assert not any(secret in str(error) for secret in SECRETS)
+    assert error.__cause__ is None and error.__suppress_context__  # no traceback can quote it either
+
+
+@pytest.mark.parametrize("url", ["http://{u}:s3cr3t-pw-4417@127.0.0.1:99999/v1", "http://{u}:s3cr3t-pw-4417@/v1"])
+def test_an_unusable_base_url_is_a_config_error_that_does_not_quote_it(tmp_path, url):
+    from core.errors import ConfigError
+    from core.settings import load_settings
+
+    config = tmp_path / "tollgate.yaml"
+    config.write_text(f"models:\n  m:\n    deployments:\n      - base_url: '{url.format(u=USER)}'\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(str(config))
+    assert "base_url" in str(raised.value)
+    assert not any(secret in str(raised.value) for secret in SECRETS)

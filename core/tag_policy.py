@@ -29,11 +29,18 @@ if TYPE_CHECKING:
 
 MAX_TAG_CHARS = 200
 """Stored length of a tag (the traffic columns hold 200 characters)."""
+SCAN_CHARS = 512
+"""Longer values are cut here before redaction (detectors cost time on the request path); with redaction on,
+the token the cut fell in is then dropped, so no value cut in half is kept."""
 HASHED_USER_PREFIX = "u_"
 _HASH_HEX_CHARS = 32  # 128 bits: no collisions among any realistic number of users
 # Every PII kind needs a digit, an `@` or a `:` (IPv6); `%` and non-ASCII may hide them (encoded, full-width).
 _MAY_HOLD_PII = re.compile(r"[0-9@:%]|[^\x00-\x7f]")
-_GLUED_EMAIL = re.compile(r"[^\s@\[\]]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
+# The domain after an `@`; the local part is taken by walking back from it (a pattern with an open-ended local
+# part would backtrack quadratically over a long value without a domain).
+_AT_DOMAIN = re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
+_LOCAL_PART_STOP = frozenset(" \t\r\n@[]")
+_TRAILING_TOKEN = re.compile(r"\S*\Z")
 _GLUED_PHONE = re.compile(
     r"\+\d(?:[ .-]?\d){7,14}(?!\d)"  # international, glued to what precedes the `+`
     r"|(?<!\d)(?:\(\d{3}\) ?|\d{3}[.-])\d{3}[.-]\d{4}(?!\d)"  # North American, glued: `faq-555-123-4567`
@@ -73,8 +80,14 @@ class TagPolicy:
         """`value` with its PII replaced by placeholders (when redaction is on), cut to `max_chars`."""
         if not value:
             return value
-        if self._redact and _MAY_HOLD_PII.search(value):
-            value = _redacted(value)
+        cut = len(value) > SCAN_CHARS
+        if cut:
+            value = value[:SCAN_CHARS]
+        if self._redact:
+            if _MAY_HOLD_PII.search(value):
+                value = _redacted(value)
+            if cut:  # the token the scan cut off may be the start of a value (`someon` of an address)
+                value = _TRAILING_TOKEN.sub("…", value, count=1)
         return value[:max_chars]
 
     def user(self, value: str | None) -> str | None:
@@ -94,7 +107,7 @@ def _redacted(value: str) -> str:
     Tags are ids, not prose, so values glued to other characters count too (`id_someone@example.com`,
     `order-4111111111111111`, `f-+14155550123`), which the body detectors leave alone to spare ordinary text.
     """
-    readable = unicodedata.normalize("NFKC", value)
+    readable = value if value.isascii() else unicodedata.normalize("NFKC", value)
     for _ in range(3):  # double-encoded values (`%2540`) too
         if "%" not in readable:
             break
@@ -107,8 +120,23 @@ def _redacted(value: str) -> str:
     return redacted if found or glued else value
 
 
+def _redact_glued_emails(text: str) -> tuple[str, int]:
+    pieces: list[str] = []
+    done = found = 0
+    for match in _AT_DOMAIN.finditer(text):
+        start = match.start()
+        while start > done and text[start - 1] not in _LOCAL_PART_STOP:
+            start -= 1
+        if start == match.start():
+            continue  # nothing before the `@`: not an address
+        pieces += (text[done:start], EMAIL_PLACEHOLDER)
+        done = match.end()
+        found += 1
+    return "".join(pieces) + text[done:], found
+
+
 def _redact_glued(text: str) -> tuple[str, int]:
-    text, emails = _GLUED_EMAIL.subn(EMAIL_PLACEHOLDER, text)
+    text, emails = _redact_glued_emails(text) if "@" in text else (text, 0)
     text, phones = _GLUED_PHONE.subn(PHONE_PLACEHOLDER, text)
     cards = 0
 

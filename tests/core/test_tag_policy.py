@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import Settings
-from core.tag_policy import HASHED_USER_PREFIX, MAX_TAG_CHARS, TagPolicy
+from core.tag_policy import HASHED_USER_PREFIX, MAX_TAG_CHARS, SCAN_CHARS, TagPolicy
 
 # (value, raw PII that must not survive)
 HOSTILE = [
@@ -47,7 +47,20 @@ def test_plain_tags_are_kept(value):
 
 def test_redaction_off_keeps_tags_but_still_cuts_them():
     assert TagPolicy(redact=False).clean("someone@example.com") == "someone@example.com"
-    assert TagPolicy().clean("y" * 5000) == "y" * MAX_TAG_CHARS
+    assert TagPolicy(redact=False).clean("y" * 5000) == "y" * MAX_TAG_CHARS
+    assert TagPolicy().clean("y " * 300) == ("y " * 100)[:MAX_TAG_CHARS]
+
+
+
+def test_long_values_are_scanned_in_bounded_time_and_never_keep_a_cut_value():
+    # Only the first SCAN_CHARS are scanned (detectors run on the request path); a token cut there is dropped
+    # when it may hold PII, so 'someone@exa' of a cut address can never be kept.
+    # Ten addresses shrink by 35 characters each, pulling what the scan cut (`someon`) inside the stored 200.
+    crowded = "abcdefghijklmnopqrstuvwxyz0123@example.org " * 10 + "x " * 38
+    assert len(crowded) == SCAN_CHARS - 6
+    cleaned = TagPolicy().clean(crowded + "someone@example.com") or ""
+    assert cleaned == "[EMAIL] " * 10 + "x " * 38 + "…"
+    assert TagPolicy().clean("1" * 100_000) == TagPolicy().clean("y" * 5000) == "…"
 
 
 def test_hashed_users_are_stable_keyed_and_free_of_the_id():

@@ -31,7 +31,6 @@ from sidecar.traffic.record import RawTraffic
 from sidecar.validation import parse_json_object, validate_chat, validate_completion, validate_embeddings
 
 log = logging.getLogger("tollgate.sidecar")
-_RAW_TAG_CHARS = 4_096
 _FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
 Validator = Callable[[dict[str, Any]], None]
 _TAG_HEADERS = {
@@ -43,6 +42,7 @@ _TAG_HEADERS = {
     b"x-request-id": "request_id",
     b"traceparent": "traceparent",
 }
+_RAW_TAG_CHARS = 4_096
 
 
 class Endpoint:

@@ -26,6 +26,8 @@ class Runtime:
     settings: Settings
     session: aiohttp.ClientSession
     routes: dict[str, LiveRoute]
+    tags: TagPolicy = field(default_factory=TagPolicy)
+    """Cleans client-supplied tags (PII, hashed user ids) before anything stores or exports them."""
     forwarder: Any = None
     metrics: Any = None
     tracer: Any = None
@@ -36,8 +38,6 @@ class Runtime:
     ready: bool = False
     extra_closers: list[Any] = field(default_factory=list)
     database: Any = None
-    tags: TagPolicy = field(default_factory=TagPolicy)
-    """Cleans client-supplied tags (PII, hashed user ids) before anything stores or exports them."""
 
 
 def needs_embedded(settings: Settings) -> bool:

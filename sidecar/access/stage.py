@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from core import tag_policy
 from core.alerts import evaluate_alerts
 from core.budgets import Limit, Window, window_of
 from core.costs import CACHE_HITS
 from core.keys import TOKEN_PREFIX, hash_token
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
-from core.tag_policy import TagPolicy
 from sidecar.access.counters import Counters
 from sidecar.access.state import AccessSnapshot, KeyInfo, load_snapshot, spend_id
 from sidecar.errors import Forbidden, RateLimited, Unauthorized
@@ -46,11 +46,11 @@ class AccessStage(BaseStage):
         self.counters = counters
         self.snapshot = snapshot
         self._prices: dict[str, Price | None] = {}
+        self._tags = tag_policy.TagPolicy.from_settings(settings)
         self._windows: dict[str, Window] = {}
         self._windows_until = 0.0
         self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
         self._wake = asyncio.Event()
-        self._tags = TagPolicy.from_settings(settings)
         self._task: asyncio.Task[None] | None = None
         counters.rebase(snapshot.spend, counters.snapshot())
 

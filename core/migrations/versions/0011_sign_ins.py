@@ -1,7 +1,10 @@
 """dashboard sign-in attempts (throttling is in memory; this is the record)
 
-Revision ID: 0010
+Revision ID: 0011
 Revises: 0009
+
+0011 rather than 0010: branch hard-tenancy adds its own 0010 (batch owners) in parallel. Once both are merged,
+set `down_revision = '0010'` here so the history stays one line.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0010'
+revision = '0011'
 down_revision = '0009'
 branch_labels = None
 depends_on = None

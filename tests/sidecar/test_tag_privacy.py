@@ -62,13 +62,18 @@ def _leaks(text: str) -> list[str]:
 
 def test_pii_in_tags_is_stored_nowhere(tmp_path, fake, sqlite_url):
     price = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+    flag_all = {"defaults": False, "policies": [{"guards": [{"type": "max_size", "max_chars": 3, "action": "flag"}]}]}
     settings = _settings(tmp_path, sqlite_url, models={"fake-model": {"deployments": [{"base_url": fake.url}],
-                                                                      "price": price}})
+                                                                      "price": price}},
+                         guards=flag_all)  # every request flagged: review items carry the tags too
     exporter = InMemorySpanExporter()
     with ThreadedSidecar(settings, span_exporter=exporter) as proxy:
         metrics = _send_all(proxy)
     tables = _tables(settings.resolved_database_url)
     assert len(tables["traffic"]) == 7
+    assert len(tables["review_item"]) == 7
+    assert "faq-[PHONE]" in {row["prompt_name"] for row in tables["review_item"]}
+    assert "req [CARD]" in {row["request_id"] for row in tables["review_item"]}
     users = {row["user"] for row in tables["traffic"]}
     assert users == {"[EMAIL]", "uid:[EMAIL]"}
     assert {row["value"] for row in tables["cost_rollup"] if row["dimension"] == "user"} == users

@@ -9,6 +9,7 @@ import contextvars
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -71,6 +72,9 @@ class Deployment(_Frozen):
             raise ValueError("an openai-compatible deployment needs base_url")
         if self.provider == "litellm" and not self.model:
             raise ValueError("a litellm deployment needs model (e.g. anthropic/claude-3-5-haiku-latest)")
+        if self.api_key_env and self.provider == "openai" and "@" in (self.base_url or "").split("/", 3)[2]:
+            # aiohttp refuses an Authorization header beside credentials in the URL: every call would fail.
+            raise ValueError("base_url carries credentials (user:password@) and api_key_env is set: use one")
         return self
 
     @field_validator("base_url")
@@ -80,6 +84,14 @@ class Deployment(_Frozen):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        # Messages never quote the URL: it may carry credentials.
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError("base_url has an invalid port") from None
+        if not parts.hostname:
+            raise ValueError("base_url has no host")
         return value.rstrip("/")
 
     def api_key(self) -> str | None:

@@ -14,10 +14,12 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.engine import Engine
 
+from core.config.dashboard import SignInLimits
 from core.database import open_database
 from core.settings import Settings, load_settings
 from dashboards.auth import User
 from dashboards.queries import Window
+from dashboards.throttle import SignInThrottle
 
 USER_KEY = "tollgate_user"
 SPANS: dict[str, timedelta] = {
@@ -29,6 +31,7 @@ SPANS: dict[str, timedelta] = {
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+_throttles: dict[SignInLimits, SignInThrottle] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,21 @@ def engine_for(url: str) -> Engine:
         if engine is None:
             engine = _engines[url] = open_database(url)
         return engine
+
+
+def sign_in_throttle(limits: SignInLimits) -> SignInThrottle:
+    """The process-wide sign-in throttle (shared by every browser session of this dashboard)."""
+    with _engines_lock:
+        throttle = _throttles.get(limits)
+        if throttle is None:
+            throttle = _throttles[limits] = SignInThrottle(limits)
+        return throttle
+
+
+def forget_sign_in_failures() -> None:
+    """Drop every throttle's state (tests start from a clean record)."""
+    with _engines_lock:
+        _throttles.clear()
 
 
 def dispose_engines() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from core.settings import Settings
+from core.tag_policy import TagPolicy
 from sidecar.admission import build_admission
 from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, request_headers, send_bytes, send_error
 from sidecar.callers import build_identify
@@ -121,6 +122,7 @@ class SidecarApp:
     async def startup(self) -> None:
         """Start the embedded model when needed, open the upstream pool and the traffic log."""
         settings = self.settings
+        tags = TagPolicy.from_settings(settings)  # refuses `access.hash_users` without its key, before anything starts
         embedded = None
         embedded_url = None
         if needs_embedded(settings):
@@ -135,7 +137,7 @@ class SidecarApp:
             if embedded is not None:
                 await embedded.stop()
             raise
-        runtime = Runtime(settings=settings, session=session, routes=routes, embedded=embedded)
+        runtime = Runtime(settings=settings, session=session, routes=routes, embedded=embedded, tags=tags)
         runtime.forwarder = Forwarder(routes, settings.sidecar, admission=build_admission(settings))
         if settings.traffic.enabled:
             runtime.traffic = self._make_traffic()

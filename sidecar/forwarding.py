@@ -97,10 +97,10 @@ class Forwarder:
         except UpstreamConnectError as exc:
             deployment.outstanding -= 1
             deployment.cool_down()
-            return UpstreamError(f"{deployment.label}: {exc}"), self._backoff(0)
+            return UpstreamError(deployment.secrets.scrub(f"{deployment.label}: {exc}")), self._backoff(0)
         except UpstreamTimeoutError as exc:
             deployment.outstanding -= 1
-            return UpstreamTimeout(f"{deployment.label}: {exc}"), 0.0
+            return UpstreamTimeout(deployment.secrets.scrub(f"{deployment.label}: {exc}")), 0.0
         except BaseException:
             deployment.outstanding -= 1
             raise

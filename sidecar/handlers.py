@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from core.tag_policy import TagPolicy
 from sidecar.asgi import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -41,6 +42,7 @@ _TAG_HEADERS = {
     b"x-request-id": "request_id",
     b"traceparent": "traceparent",
 }
+_RAW_TAG_CHARS = 4_096
 
 
 class Endpoint:
@@ -56,9 +58,12 @@ class Endpoint:
         started_at = time.time()
         t0 = time.perf_counter()
         tags, content_length, content_type = _read_headers(scope)
-        request_id = tags.pop("request_id", None) or uuid.uuid4().hex
-        record = RawTraffic(request_id=request_id, started_at=started_at, endpoint=self.name, status=0, latency_ms=0.0)
-        _apply_tags(record, tags)
+        policy = self.runtime.tags
+        client_id = tags.pop("request_id", None)
+        request_id = client_id or uuid.uuid4().hex
+        stored_id = policy.clean(client_id) or request_id  # the header echoes the client's own id
+        record = RawTraffic(request_id=stored_id, started_at=started_at, endpoint=self.name, status=0, latency_ms=0.0)
+        _apply_tags(record, tags, policy)
         head = JSON_HEADERS + [(b"x-request-id", request_id.encode())]
         traceparent = tags.pop("traceparent", None)
         usage: list[Any] = [None, None, None]  # tokens in, tokens out, finish reasons (as reported upstream)
@@ -77,7 +82,7 @@ class Endpoint:
             record.error_class = "cancelled"
             record.error_message = "client disconnected before sending its whole request"
         except Exception as exc:  # boundary: never let one request take the worker down
-            log.exception("internal error while handling %s", request_id)
+            log.exception("internal error while handling %s", record.request_id)
             response_started = record.status != 0
             record.status = 500 if not response_started else record.status
             record.error_class = "internal_error"
@@ -119,7 +124,7 @@ class Endpoint:
         payload = parse_json_object(body)
         record.requested_model = payload.get("model") if isinstance(payload.get("model"), str) else None
         if record.user is None and isinstance(payload.get("user"), str):
-            record.user = payload["user"]
+            record.user = self.runtime.tags.user(payload["user"])
         self.validate(payload)
         stream = bool(payload.get("stream"))
         record.stream = stream
@@ -336,19 +341,22 @@ def _read_headers(scope: Scope) -> tuple[dict[str, str], int | None, bytes | Non
         elif name.startswith(b"x-") or name == b"traceparent":
             key = _TAG_HEADERS.get(name)
             if key is not None and value:
-                tags[key] = value.decode("utf-8", "replace")[:200]
+                # Cut generously here; the tag policy redacts, then cuts to the stored length.
+                tags[key] = value.decode("utf-8", "replace")[:_RAW_TAG_CHARS]
     return tags, content_length, content_type
 
 
-def _apply_tags(record: RawTraffic, tags: dict[str, str]) -> None:
-    record.user = tags.get("user")
-    record.feature = tags.get("feature")
-    record.segment = tags.get("segment")
+def _apply_tags(record: RawTraffic, tags: dict[str, str], policy: TagPolicy) -> None:
+    if not tags:
+        return
+    record.user = policy.user(tags.get("user"))
+    record.feature = policy.clean(tags.get("feature"))
+    record.segment = policy.clean(tags.get("segment"))
     prompt = tags.get("prompt")
     if prompt:
-        name, _, version = prompt.partition("@")
-        record.prompt_name = name or None
-        record.prompt_version = version or tags.get("prompt_version")
+        name, _, version = prompt.partition("@")  # split first: `name@version` is no e-mail address
+        record.prompt_name = policy.clean(name) or None
+        record.prompt_version = policy.clean(version or tags.get("prompt_version"), 100)
 
 
 def make_endpoints(runtime: Any) -> dict[str, Endpoint]:

@@ -9,8 +9,10 @@ from typing import Any
 import aiohttp
 
 from core.settings import Deployment, ModelRoute, Settings
+from core.tag_policy import TagPolicy
 from sidecar.upstreams.base import UpstreamClient
 from sidecar.upstreams.deployments import LiveDeployment, LiveRoute, deployment_label, upstream_model_name
+from sidecar.upstreams.identity import url_secrets
 from sidecar.upstreams.litellm_provider import LitellmClient
 from sidecar.upstreams.openai_compat import OpenAICompatClient, create_session
 
@@ -24,6 +26,8 @@ class Runtime:
     settings: Settings
     session: aiohttp.ClientSession
     routes: dict[str, LiveRoute]
+    tags: TagPolicy = field(default_factory=TagPolicy)
+    """Cleans client-supplied tags (PII, hashed user ids) before anything stores or exports them."""
     forwarder: Any = None
     metrics: Any = None
     tracer: Any = None
@@ -59,6 +63,7 @@ def build_routes(settings: Settings, session: aiohttp.ClientSession, embedded_ur
                 upstream_model=upstream_model_name(name, deployment),
                 client=make_client(deployment, session),
                 timeout_s=deployment.timeout_s,
+                secrets=url_secrets(deployment.base_url),
             )
             for index, deployment in enumerate(route.deployments)
         ]
@@ -70,7 +75,8 @@ def build_routes(settings: Settings, session: aiohttp.ClientSession, embedded_ur
 def make_client(deployment: Deployment, session: aiohttp.ClientSession) -> UpstreamClient:
     if deployment.provider == "litellm":
         assert deployment.model is not None
-        return LitellmClient(deployment.model, deployment.api_key(), deployment.base_url)
+        scrub = url_secrets(deployment.base_url).scrub
+        return LitellmClient(deployment.model, deployment.api_key(), deployment.base_url, scrub)
     assert deployment.base_url is not None
     return OpenAICompatClient(session, deployment.base_url, deployment.api_key())
 

@@ -78,6 +78,14 @@ class AccessSettings(Section):
         default=5.0, gt=0, description="How often each sidecar reloads keys, budgets and spend from the database"
     )
     alert_interval_s: float = Field(default=60.0, gt=0, description="How often a sidecar looks for new alerts")
+    hash_users: bool = Field(
+        default=False,
+        description="Store user ids only as a keyed hash (HMAC-SHA256), stable so per-user rollups still work",
+    )
+    user_hash_key_env: str = Field(
+        default="TOLLGATE_USER_HASH_KEY",
+        description="Environment variable holding the key for hash_users; the sidecar refuses to start without it",
+    )
 
     @field_validator("alert_thresholds")
     @classmethod
@@ -94,6 +102,10 @@ class AccessSettings(Section):
     def admin_key(self) -> str | None:
         """Read the admin key from the environment when it is needed; it is never stored in settings or logged."""
         return os.environ.get(self.admin_key_env) or None
+
+    def user_hash_key(self) -> str | None:
+        """The key user ids are hashed with (`hash_users`); read from the environment, never stored."""
+        return os.environ.get(self.user_hash_key_env) or None
 
     def webhook_url(self) -> str | None:
         """The alert webhook URL (it often carries a token, so it lives in the environment)."""

@@ -26,6 +26,16 @@ class DashboardUser(Section):
         return value
 
 
+class SignInLimits(Section):
+    """How failed sign-ins are throttled, per user name and per client address."""
+
+    max_failures: int = Field(default=5, ge=1, description="Failed sign-ins allowed within window_s before a lockout")
+    window_s: float = Field(default=60.0, gt=0, description="The window failed sign-ins are counted in")
+    lockout_s: float = Field(default=60.0, gt=0, description="The first lockout; each further one doubles")
+    max_lockout_s: float = Field(default=3600.0, gt=0, description="The longest lockout")
+    forget_after_s: float = Field(default=86400.0, gt=0, description="A name or address quiet this long starts over")
+
+
 class DashboardSettings(Section):
     """The Streamlit dashboard: address, port and the users who may sign in."""
 
@@ -35,3 +45,4 @@ class DashboardSettings(Section):
         default_factory=dict, description="user name -> role and password hash; nobody can sign in when empty"
     )
     page_rows: int = Field(default=50, ge=5, le=1000, description="rows per page in the traffic and review tables")
+    sign_in: SignInLimits = Field(default_factory=SignInLimits, description="Throttling of failed sign-ins")

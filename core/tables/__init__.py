@@ -25,6 +25,7 @@ from core.tables.runs import (
     RunBase,
     RunPublic,
 )
+from core.tables.signins import SignInAttempt
 from core.tables.traffic import TrafficRecord, TrafficRecordBase, TrafficRecordPublic
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Run",
     "RunBase",
     "RunPublic",
+    "SignInAttempt",
     "TrafficRecord",
     "TrafficRecordBase",
     "TrafficRecordPublic",

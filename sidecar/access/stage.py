@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core import tag_policy
 from core.alerts import evaluate_alerts
 from core.budgets import Limit, Window, window_of
 from core.costs import CACHE_HITS
@@ -49,6 +50,7 @@ class AccessStage(BaseStage):
         self.counters = counters
         self.snapshot = snapshot
         self._prices: dict[str, Price | None] = {}
+        self._tags = tag_policy.TagPolicy.from_settings(settings)
         self._windows: dict[str, Window] = {}
         self._windows_until = 0.0
         self._applying_cache: dict[tuple[str | None, str | None, str | None], _Applying] = {}
@@ -68,7 +70,7 @@ class AccessStage(BaseStage):
         if key is not None:
             record.key_id = key.id
             if record.user is None and key.user:
-                record.user = key.user
+                record.user = self._tags.user(key.user)  # a key's owner is stored like any user id
             model = exchange.payload.get("model")
             if isinstance(model, str) and not key.allows(model):
                 raise Forbidden(f"key '{key.name}' may not call model '{model}'", param="model", code="model_not_allowed")

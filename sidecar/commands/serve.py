@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.settings import load_settings
+from core.tag_policy import TagPolicy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     sidecar = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
     settings = load_settings(args.config, sidecar=sidecar or None)
+    TagPolicy.from_settings(settings)  # `access.hash_users` without its key: one line, exit 2, nothing started
     from sidecar.server import serve
 
     return serve(settings, log_level=args.log_level)

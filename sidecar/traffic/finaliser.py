@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from core.pricing import PriceBook
 from core.redaction import redact_pii
 from core.settings import Settings
+from core.tag_policy import TagPolicy
 from sidecar.traffic.record import CACHE_SERVED, RawTraffic, TrafficRow
 from sidecar.traffic.store import TRAFFIC_TABLE
 from sidecar.traffic.usage import (
@@ -38,6 +39,14 @@ _TEXT_COLUMNS: tuple[str, ...] = tuple(
     for column in TRAFFIC_TABLE.columns
     if isinstance(column.type, sa.String) or isinstance(getattr(column.type, "impl", None), sa.String)
 )
+# Columns a client can fill (tags, the model name): cleaned by the tag policy whichever path produced the
+# record. Tags were already cleaned where they entered (`core.tag_policy`); cleaning again changes nothing and
+# catches a path that forgot. Request ids are cleaned at the door only (the sidecar's own ids are hex).
+_TAG_COLUMNS: tuple[str, ...] = (
+    "requested_model", "user", "feature", "segment", "prompt_name", "prompt_version", "experiment", "route_reason",
+)
+# Texts that may quote what the client sent or the model answered: redacted like the bodies.
+_QUOTING_COLUMNS: tuple[str, ...] = ("review_reason", "guard_events")
 _TRUNCATED = "…[truncated]"
 _MAX_ERROR_MESSAGE_CHARS = 2_000
 _REDACTION_MARGIN = 256  # redact a little past the cut so a value straddling it is not half-kept
@@ -52,6 +61,7 @@ class RecordFinaliser:
         self._traffic = settings.traffic
         self._prices = prices
         self._estimator = estimator or TokenEstimator()
+        self._tags = TagPolicy(redact=self._traffic.redact_pii)
 
     def finalise(self, raw: RawTraffic) -> TrafficRow:
         """The row to store for `raw`; every column is present."""
@@ -106,6 +116,14 @@ class RecordFinaliser:
             "confidence": raw.confidence,
             "review_reason": raw.review_reason,
         }
+        if self._traffic.redact_pii:
+            clean = self._tags.clean
+            for name in _TAG_COLUMNS:
+                if row[name]:
+                    row[name] = clean(row[name], _MAX_ERROR_MESSAGE_CHARS)
+            for name in _QUOTING_COLUMNS:
+                if row[name]:
+                    row[name] = redact_pii(row[name])[0]
         return clip_strings(row)
 
     def _cost(

@@ -19,6 +19,7 @@ from core.config.routing import LoadSettings
 from core.settings import Deployment, ModelRoute
 from sidecar.upstreams.affinity import PrefixAffinity
 from sidecar.upstreams.base import UpstreamClient
+from sidecar.upstreams.identity import NO_SECRETS, UrlSecrets, public_address
 from sidecar.upstreams.vllm_metrics import EngineLoad
 
 COOLDOWN_S = 5.0
@@ -44,6 +45,8 @@ class LiveDeployment:
     engine: EngineLoad | None = None
     """The last scrape of its vLLM metrics (None when it has none)."""
     outstanding_at_scrape: int = 0
+    secrets: UrlSecrets = NO_SECRETS
+    """Its base URL's secrets: `secrets.scrub(text)` before any upstream error text leaves for a client or a log."""
 
     def cool_down(self) -> None:
         """Skip this deployment for a while after it failed to connect."""
@@ -124,10 +127,19 @@ class LiveRoute:
 
 
 def deployment_label(public_name: str, deployment: Deployment, index: int) -> str:
-    """A name for logs and the traffic record that never contains a secret."""
+    """A name for logs, metrics and the traffic record that never contains a secret.
+
+    The configured `name`, else `public#index@scheme://host:port` (no userinfo, path or query), or the
+    litellm model (with its `api_base`'s public address when it has one).
+    """
     if deployment.name:
         return deployment.name
-    where = deployment.base_url or deployment.model or "litellm"
+    if deployment.base_url:
+        where = public_address(deployment.base_url)
+        if deployment.provider == "litellm" and deployment.model:
+            where = f"{deployment.model}@{where}"
+    else:
+        where = deployment.model or "litellm"
     return f"{public_name}#{index}@{where}"
 
 
@@ -140,5 +152,5 @@ def route_names(models: dict[str, ModelRoute]) -> list[str]:
 
 
 def server_root(base_url: str) -> str:
-    """The server's root URL (where `/health` and `/metrics` live): `base_url` without a trailing `/v1`."""
-    return base_url.removesuffix("/").removesuffix("/v1")
+    """The server's root URL (where `/health` and `/metrics` live): `base_url` without a trailing `/v1` or a query."""
+    return base_url.split("?", 1)[0].removesuffix("/").removesuffix("/v1")

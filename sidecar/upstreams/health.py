@@ -121,7 +121,7 @@ class DeploymentMonitor:
                 await response.read()
                 ok, error = response.status == 200, f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            ok, error = False, f"{exc.__class__.__name__}: {exc}"
+            ok, error = False, tracker.deployment.secrets.scrub(f"{exc.__class__.__name__}: {exc}")
         changed = tracker.observe(ok, None if ok else error)
         if changed is False:
             log.warning("deployment %s is down (%s); out of rotation", tracker.deployment.label, error)
@@ -138,5 +138,6 @@ class DeploymentMonitor:
             deployment.set_engine_load(parse_vllm_metrics(text))
         except (aiohttp.ClientError, TimeoutError, OSError, MetricsFormatError, UnicodeDecodeError) as exc:
             if deployment.engine is not None:
-                log.warning("cannot read the metrics of %s (%s); balancing on own counts", deployment.label, exc)
+                reason = deployment.secrets.scrub(f"{exc.__class__.__name__}: {exc}")
+                log.warning("cannot read the metrics of %s (%s); balancing on own counts", deployment.label, reason)
             deployment.set_engine_load(None)

@@ -8,7 +8,7 @@ traffic log) sees one format.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -39,13 +39,17 @@ async def _load_litellm() -> Any:
 class LitellmResponse:
     """A litellm result presented as an upstream HTTP response."""
 
-    __slots__ = ("_body", "_stream", "retry_after_s", "status")
+    __slots__ = ("_body", "_scrub", "_stream", "retry_after_s", "status")
 
-    def __init__(self, status: int, body: bytes = b"", stream: Any = None, retry_after_s: float | None = None):
+    def __init__(
+        self, status: int, body: bytes = b"", stream: Any = None, retry_after_s: float | None = None,
+        scrub: Callable[[str], str] = str,
+    ) -> None:
         self.status = status
         self.retry_after_s = retry_after_s
         self._body = body
         self._stream = stream
+        self._scrub = scrub
 
     async def read(self) -> bytes:
         return self._body
@@ -60,7 +64,7 @@ class LitellmResponse:
         except TimeoutError as exc:
             raise UpstreamTimeoutError("provider stream went silent") from exc
         except Exception as exc:  # boundary: any provider failure after the first byte ends the stream
-            raise UpstreamStreamError(f"provider stream broke off: {exc.__class__.__name__}: {exc}") from exc
+            raise UpstreamStreamError(self._scrub(f"provider stream broke off: {exc.__class__.__name__}: {exc}")) from exc
         yield b"data: [DONE]\n\n"
 
     def release(self) -> None:
@@ -68,12 +72,18 @@ class LitellmResponse:
 
 
 class LitellmClient:
-    """Calls one litellm model (e.g. `anthropic/claude-3-5-haiku-latest`) with the deployment's key."""
+    """Calls one litellm model (e.g. `anthropic/claude-3-5-haiku-latest`) with the deployment's key.
 
-    def __init__(self, model: str, api_key: str | None, api_base: str | None) -> None:
+    litellm's error texts may quote the `api_base` (credentials included): every one goes through `scrub`.
+    """
+
+    def __init__(
+        self, model: str, api_key: str | None, api_base: str | None, scrub: Callable[[str], str] = str
+    ) -> None:
         self._model = model
         self._api_key = api_key
         self._api_base = api_base
+        self._scrub = scrub
 
     async def send(self, path: str, body: bytes, payload: dict | None, timeouts: Timeouts) -> LitellmResponse:
         litellm = await _load_litellm()
@@ -88,9 +98,9 @@ class LitellmClient:
         try:
             result = await call(**request)
         except Exception as exc:  # noqa: BLE001 - boundary: map litellm's exception family once, by status code
-            return _map_exception(litellm, exc)
+            return _map_exception(litellm, exc, self._scrub)
         if request.get("stream"):
-            return LitellmResponse(200, stream=result)
+            return LitellmResponse(200, stream=result, scrub=self._scrub)
         return LitellmResponse(200, body=_dump(result))
 
     async def aclose(self) -> None:
@@ -103,14 +113,16 @@ def _dump(obj: Any) -> bytes:
     return orjson.dumps(obj, default=str)
 
 
-def _map_exception(litellm: Any, exc: Exception) -> LitellmResponse:
+def _map_exception(litellm: Any, exc: Exception, scrub: Callable[[str], str] = str) -> LitellmResponse:
+    """litellm's exception as an upstream error or answer; its text is scrubbed of the deployment's URL secrets."""
     exceptions = litellm.exceptions
+    text = scrub(str(exc))
     if isinstance(exc, exceptions.Timeout):
-        raise UpstreamTimeoutError(f"provider timed out: {exc}") from exc
+        raise UpstreamTimeoutError(f"provider timed out: {text}") from exc
     if isinstance(exc, exceptions.APIConnectionError):
-        raise UpstreamConnectError(f"cannot reach provider: {exc}") from exc
+        raise UpstreamConnectError(f"cannot reach provider: {text}") from exc
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int):
-        raise UpstreamConnectError(f"provider call failed: {exc.__class__.__name__}: {exc}") from exc
-    body = render_error(str(exc), "upstream_error", code=exc.__class__.__name__)
+        raise UpstreamConnectError(f"provider call failed: {exc.__class__.__name__}: {text}") from exc
+    body = render_error(text, "upstream_error", code=exc.__class__.__name__)
     return LitellmResponse(status, body=body)

@@ -16,6 +16,7 @@ from sidecar.upstreams.base import (
     UpstreamStreamError,
     UpstreamTimeoutError,
 )
+from sidecar.upstreams.identity import public_address, split_query
 
 _CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientOSError, ConnectionError)
 
@@ -70,11 +71,16 @@ class AiohttpResponse:
 
 
 class OpenAICompatClient:
-    """Sends requests to one OpenAI-compatible base URL through the shared session."""
+    """Sends requests to one OpenAI-compatible base URL through the shared session.
+
+    The URL (which may hold credentials) is used for the request only; messages name the public address.
+    A query in `base_url` (`?api-version=...`) is kept after the request path.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, api_key: str | None) -> None:
         self._session = session
-        self._base_url = base_url
+        self._root, self._query = split_query(base_url)
+        self._address = public_address(base_url)
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -84,12 +90,16 @@ class OpenAICompatClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s, sock_read=read_s)
         try:
             response = await self._session.post(
-                self._base_url + path, data=body, headers=self._headers, timeout=timeout
+                self._root + path + self._query, data=body, headers=self._headers, timeout=timeout
             )
         except TimeoutError as exc:
-            raise UpstreamTimeoutError(f"no answer from {self._base_url} within {read_s:g} s") from exc
+            raise UpstreamTimeoutError(f"no answer from {self._address} within {read_s:g} s") from exc
         except _CONNECT_ERRORS as exc:
-            raise UpstreamConnectError(f"cannot reach {self._base_url}: {exc.__class__.__name__}") from exc
+            raise UpstreamConnectError(f"cannot reach {self._address}: {exc.__class__.__name__}") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            # A URL or header aiohttp cannot use (InvalidURL's text is the whole URL, credentials included):
+            # named by class only, and not chained, so no traceback can quote it either.
+            raise UpstreamConnectError(f"cannot call {self._address}: {exc.__class__.__name__}") from None
         return AiohttpResponse(response, timeouts.idle_s)
 
     async def aclose(self) -> None:

@@ -12,11 +12,19 @@ from streamlit.testing.v1 import AppTest
 
 from core.database import open_database
 from dashboards.auth import hash_password
-from dashboards.context import dispose_engines
+from dashboards.context import dispose_engines, forget_sign_in_failures
 from tests.dashboards.seed import Seeded, seed
 
 APP = str(Path(__file__).parents[2] / "dashboards" / "app.py")
 PASSWORDS = {"lead": "lead-password", "viewer": "viewer-password"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_sign_in_record() -> Iterator[None]:
+    """The throttle lives in the process, like the app's: each test starts without failed sign-ins."""
+    forget_sign_in_failures()
+    yield
+    forget_sign_in_failures()
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 from streamlit.testing.v1 import AppTest
 
 from core.config.dashboard import DashboardSettings
+from core.signins import sign_ins_since
 from dashboards import command
 from dashboards.auth import authenticate, hash_password, verify_password
 from tests.dashboards.conftest import APP, PASSWORDS, sign_in
@@ -73,6 +75,32 @@ def test_wrong_password_is_refused(config):
     at = sign_in(AppTest.from_file(APP, default_timeout=30), "lead", "not-the-password")
     assert [error.value for error in at.error] == ["Unknown user or wrong password."]
     assert "tollgate_user" not in at.session_state
+
+
+def test_the_sixth_attempt_in_a_minute_is_refused_even_with_the_right_password(config, engine):
+    since = datetime.now(UTC)
+    for attempt in range(5):
+        at = sign_in(AppTest.from_file(APP, default_timeout=30), "lead", f"guess-{attempt}")
+        assert "tollgate_user" not in at.session_state
+    assert any("Too many failed sign-ins" in error.value for error in at.error)  # said on the fifth failure
+    at = sign_in(AppTest.from_file(APP, default_timeout=30), "lead", PASSWORDS["lead"])
+    assert "tollgate_user" not in at.session_state
+    assert [error.value for error in at.error] == ["Too many failed sign-ins. Try again in 60 s."]
+    viewer = sign_in(AppTest.from_file(APP, default_timeout=30), "viewer", PASSWORDS["viewer"])
+    assert viewer.session_state["tollgate_user"].role == "viewer"  # another name is not locked out
+    recorded = sign_ins_since(engine, since)
+    assert [(r.user_name, r.outcome) for r in recorded] == [("lead", "failed")] * 5 + [
+        ("lead", "throttled"), ("viewer", "ok")]
+
+
+def test_sign_in_records_hold_no_password_nor_an_unknown_name(config, engine):
+    since = datetime.now(UTC)
+    sign_in(AppTest.from_file(APP, default_timeout=30), "hunter2-typed-in-the-name-field", "pw-guess-1")
+    sign_in(AppTest.from_file(APP, default_timeout=30), "lead", "pw-guess-2")
+    recorded = sign_ins_since(engine, since)
+    assert [(r.user_name, r.outcome) for r in recorded] == [(None, "failed"), ("lead", "failed")]
+    stored = " ".join(str(r.model_dump()) for r in recorded)
+    assert not any(secret in stored for secret in ("hunter2", "pw-guess"))
 
 
 def test_a_viewer_is_not_offered_changes(seeded, open_page):

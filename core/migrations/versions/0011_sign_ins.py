@@ -1,10 +1,7 @@
 """dashboard sign-in attempts (throttling is in memory; this is the record)
 
 Revision ID: 0011
-Revises: 0009
-
-0011 rather than 0010: branch hard-tenancy adds its own 0010 (batch owners) in parallel. Once both are merged,
-set `down_revision = '0010'` here so the history stays one line.
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

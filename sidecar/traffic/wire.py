@@ -27,8 +27,8 @@ from sidecar.traffic.record import RawTraffic
 _WIRE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RawTraffic) if f.name != "row_id")
 _fields_of = operator.attrgetter(*_WIRE_FIELDS)
 
-CHILD_COUNTERS: tuple[str, ...] = ("written", "spooled", "replayed", "failed")
-"""The child's counters, in the order `Report.counters` holds them."""
+CHILD_COUNTERS: tuple[str, ...] = ("written", "spooled", "replayed", "failed", "unwritable")
+"""The child's counters, in the order `Report.counters` holds them (`unwritable` is a gauge)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,7 +53,7 @@ class Batch:
 class Report:
     """A message from the child: its counters, and which batch it has just stored (if any)."""
 
-    counters: tuple[int, int, int, int]
+    counters: tuple[int, ...]
     acknowledged: int | None = None
     ready: bool = False
 
@@ -96,5 +96,7 @@ def encode_report(report: Report) -> bytes:
 
 def decode_report(payload: bytes) -> Report:
     message = orjson.loads(payload)
-    written, spooled, replayed, failed = message["counters"]
-    return Report((written, spooled, replayed, failed), message.get("ack"), bool(message.get("ready")))
+    counters = tuple(int(value) for value in message["counters"])
+    if len(counters) != len(CHILD_COUNTERS):
+        raise ValueError(f"expected {len(CHILD_COUNTERS)} counters, got {len(counters)}")
+    return Report(counters, message.get("ack"), bool(message.get("ready")))

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tollgate.traffic")
 
-_FIRST_RESTART_DELAY_S = 0.5
+_FIRST_RESTART_DELAY_S = 0.1  # a first death restarts at once; a crash loop still backs off to 30 s
 _MAX_RESTART_DELAY_S = 30.0
 
 

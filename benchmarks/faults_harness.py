@@ -77,7 +77,7 @@ class Load:
                 ) as response:
                     payload = await response.read()
                     self._count(response.status, payload, request_id)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 self.statuses[f"error {type(exc).__name__}"] += 1
                 await asyncio.sleep(0.05)  # the sidecar is gone or restarting: do not spin
 
@@ -166,7 +166,7 @@ def replay_spool(config: Path, timeout_s: float = 120.0) -> int:
     from sidecar.traffic.writer import TrafficLog
 
     settings = load_settings(config)
-    pending = lambda: sorted(settings.spool_dir.glob("traffic-*.jsonl"))  # noqa: E731
+    pending = lambda: sorted(settings.spool_dir.glob("traffic-*.jsonl"))
     if not pending():
         return 0
     with TrafficLog(settings):

@@ -39,7 +39,9 @@ class _Reporter:
         self._log = log
         self._last: tuple[int, ...] = ()
 
-    def send(self, *, acknowledged: int | None = None, ready: bool = False, force: bool = False) -> None:
+    def send(
+        self, *, acknowledged: int | None = None, ready: bool = False, force: bool = False, migrated: bool = False
+    ) -> None:
         stats = self._log.stats
         counters = (stats.written, stats.spooled, stats.replayed, stats.failed, stats.unwritable)
         if acknowledged is None and not ready and not force and counters == self._last:
@@ -48,7 +50,7 @@ class _Reporter:
         if self._connection is None:
             return
         try:
-            self._connection.send_bytes(encode_report(Report(counters, acknowledged, ready)))
+            self._connection.send_bytes(encode_report(Report(counters, acknowledged, ready, migrated)))
         except OSError:
             self._connection = None  # the sidecar died; the data pipe's EOF will end the loop
 
@@ -59,13 +61,13 @@ def serve(data: Connection, reports: Connection) -> int:
     logging.basicConfig(
         level=hello.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    log = TrafficLog(hello.settings)
+    log = TrafficLog(hello.settings, migrate=not hello.migrated)  # a restarted writer skips Alembic
     reporter = _Reporter(reports, log)
     waiting: list[int] = []  # batches received and not yet durable (rows held in memory)
     try:
         log.warm_up()
         log.replay_if_due()
-        reporter.send(ready=True)
+        reporter.send(ready=True, migrated=log.database_open)
         while True:
             if data.poll(_HOLDING_POLL_S if waiting else _IDLE_POLL_S):
                 try:

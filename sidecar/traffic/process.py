@@ -67,6 +67,7 @@ class ProcessTrafficLog:
         self._shed_when_full = settings.traffic.when_full == "shed"
         self._resend: deque[tuple[int, bytes, int]] = deque()  # (sequence, payload, records) of a dead child
         self._was_full = False
+        self._schema_ready = False  # a child opened the database at the latest schema; later ones skip Alembic
         self._thread: threading.Thread | None = None
         self._child: WriterProcess | None = None
         self._fallback: TrafficLog | None = None
@@ -272,7 +273,8 @@ class ProcessTrafficLog:
             return None
         try:
             level = logging.getLogger("tollgate.traffic").getEffectiveLevel()
-            self._child = WriterProcess(Hello(self._settings, level), on_exit=self._wake.set)
+            hello = Hello(self._settings, level, migrated=self._schema_ready)
+            self._child = WriterProcess(hello, on_exit=self._wake.set)
         except OSError as exc:
             logger.error("cannot start the traffic writer process: %s", exc)
             self._delay_restart()
@@ -284,9 +286,10 @@ class ProcessTrafficLog:
         status = child.kill()
         child.close_data()
         batches = child.take_unacknowledged()
-        # Under the lock with the retirement, so `admits` never sees these records in neither place.
+        # Keyed by sequence: a batch whose resend failed is also among the dead child's unacknowledged.
+        merged = {batch[0]: batch for batch in (*self._resend, *batches)}
         with self._lock:
-            self._resend = deque(sorted([*self._resend, *batches]))
+            self._resend = deque(merged[sequence] for sequence in sorted(merged))
         self._retire(child)
         self._count("writer_restarts", 1)
         self._delay_restart()
@@ -344,6 +347,7 @@ class ProcessTrafficLog:
 
     def _retire(self, child: WriterProcess) -> None:
         counters = child.counters()
+        self._schema_ready = self._schema_ready or child.migrated
         with self._lock:
             for name in self._retired:
                 self._retired[name] += counters.get(name, 0)

@@ -37,6 +37,7 @@ class Hello:
 
     settings: Settings
     log_level: int
+    migrated: bool = False  # an earlier child opened the database at the latest schema: skip Alembic
 
 
 @dataclass(slots=True, frozen=True)
@@ -56,6 +57,7 @@ class Report:
     counters: tuple[int, ...]
     acknowledged: int | None = None
     ready: bool = False
+    migrated: bool = False  # with `ready`: the database is open and at the latest schema
 
 
 def encode_hello(hello: Hello) -> bytes:
@@ -91,6 +93,8 @@ def encode_report(report: Report) -> bytes:
         message["ack"] = report.acknowledged
     if report.ready:
         message["ready"] = True
+    if report.migrated:
+        message["migrated"] = True
     return orjson.dumps(message)
 
 
@@ -99,4 +103,4 @@ def decode_report(payload: bytes) -> Report:
     counters = tuple(int(value) for value in message["counters"])
     if len(counters) != len(CHILD_COUNTERS):
         raise ValueError(f"expected {len(CHILD_COUNTERS)} counters, got {len(counters)}")
-    return Report(counters, message.get("ack"), bool(message.get("ready")))
+    return Report(counters, message.get("ack"), bool(message.get("ready")), bool(message.get("migrated")))

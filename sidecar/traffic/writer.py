@@ -24,7 +24,7 @@ from typing import Self
 
 from sqlalchemy.engine import Engine
 
-from core.database import open_database
+from core.database import create_db_engine, open_database
 from core.pricing import PriceBook
 from core.settings import Settings
 from sidecar.traffic.finaliser import RecordFinaliser
@@ -59,9 +59,10 @@ class TrafficLog:
         prices: PriceBook | None = None,
         replay_interval_s: float = 5.0,
         spool_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        migrate: bool = True,
     ) -> None:
         self._settings = settings
-        self._engine_factory = engine_factory or _default_engine_factory(settings)
+        self._engine_factory = engine_factory or _default_engine_factory(settings, migrate)
         self._prices = prices or PriceBook(settings)
         self._finaliser = RecordFinaliser(settings, self._prices)
         self._spool = Spool(settings.spool_dir, spool_max_file_bytes)
@@ -120,6 +121,11 @@ class TrafficLog:
     def admits(self) -> bool:
         """False while the memory buffer of unwritable rows is full (the sidecar then applies `when_full`)."""
         return not self._held.full
+
+    @property
+    def database_open(self) -> bool:
+        """True while the log holds an open engine (opened and, unless told otherwise, migrated)."""
+        return self._engine is not None
 
     @property
     def unwritable(self) -> int:
@@ -368,13 +374,14 @@ class TrafficLog:
             self._counts[name] += amount
 
 
-def _default_engine_factory(settings: Settings) -> EngineFactory:
+def _default_engine_factory(settings: Settings, migrate: bool = True) -> EngineFactory:
     url = settings.resolved_database_url
+    opener = open_database if migrate else create_db_engine
 
     def open_engine() -> Engine:
         if url.startswith("postgresql"):
             # Bounded, so a black-holed host delays spooling by seconds, not minutes.
-            return open_database(url, connect_args={"connect_timeout": _POSTGRES_CONNECT_TIMEOUT_S})
-        return open_database(url)
+            return opener(url, connect_args={"connect_timeout": _POSTGRES_CONNECT_TIMEOUT_S})
+        return opener(url)
 
     return open_engine

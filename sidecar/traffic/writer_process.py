@@ -54,6 +54,7 @@ class WriterProcess:
         self._acknowledged_any = False
         self._gone = False
         self.ready = threading.Event()
+        self.migrated = False  # it reported the database open at the latest schema
         self._reader = threading.Thread(
             target=self._read_reports, name="tollgate-traffic-reports", daemon=True
         )
@@ -154,6 +155,7 @@ class WriterProcess:
                             self._in_flight_bytes -= len(entry[0])
                             self._acknowledged_any = True
                 if report.ready:
+                    self.migrated = report.migrated
                     self.ready.set()
         except (EOFError, OSError):
             pass  # the child exited: its end of the pipe is closed

@@ -10,7 +10,7 @@ behind as the next start would, and compares the answered ids with the rows stor
     sqlite-lock      another connection holds SQLite's write lock (BEGIN EXCLUSIVE), 45 s
     pg-outage        PostgreSQL refuses and terminates the database's connections, 30 s
     pg-table-lock    LOCK TABLE traffic IN ACCESS EXCLUSIVE MODE, 45 s
-    disk-full        database and spool on a 16 MiB tmpfs filled to the last byte, 30 s (needs mount rights)
+    disk-full        database and spool on a 256 MiB tmpfs filled to the last byte, 30 s (needs mount rights)
     upstream-kill    one of the model's two upstreams is SIGKILLed
 
     python benchmarks/faults.py [--quick] [--only NAME ...] [--concurrency 8]
@@ -203,7 +203,7 @@ def run_scenario(scenario: Scenario, scratch: Path, args: argparse.Namespace) ->
     mounted = False
     try:
         if scenario.tmpfs:
-            refused = mount_tmpfs(run.data_dir.parent, "16m")
+            refused = mount_tmpfs(run.data_dir.parent, "256m")
             if refused is not None:
                 return {"scenario": scenario.name, "skipped": f"cannot mount a tmpfs: {refused}"}
             mounted = True

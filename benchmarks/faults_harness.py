@@ -198,7 +198,7 @@ def reckon(load: Load, counts: dict[str, int]) -> dict[str, int]:
     }
 
 
-def log_lines(path: Path, pattern: str, limit: int = 8) -> list[str]:
+def log_lines(path: Path, pattern: str, limit: int = 30) -> list[str]:
     """Lines of a child's log matching `pattern` (warnings about spooling, holding, restarts)."""
     if not path.exists():
         return []

@@ -28,7 +28,7 @@ logger = logging.getLogger("tollgate.traffic")
 
 _IDLE_POLL_S = 0.5  # how often an idle child looks at the spool (TrafficLog decides when to replay)
 _HOLDING_POLL_S = 0.05  # how often a child holding rows in memory looks whether a retry is due
-_SHUTDOWN_RETRY_S = 20.0  # how long a closing child keeps retrying held rows (the sidecar waits up to 60 s)
+_SHUTDOWN_RETRY_S = 15.0  # how long a closing child keeps retrying held rows (the sidecar waits up to 60 s)
 
 
 class _Reporter:
@@ -99,6 +99,8 @@ def _settle_held(log: TrafficLog, reporter: _Reporter, waiting: list[int]) -> No
         time.sleep(_HOLDING_POLL_S)
     if not log.unwritable:
         _acknowledge(reporter, waiting)
+    else:
+        log.leave_held()  # unacknowledged: the sidecar spools its own copy of these batches
 
 
 def _acknowledge(reporter: _Reporter, waiting: list[int]) -> None:

@@ -54,32 +54,36 @@ class HeldRows:
                 self._bytes += size
         self._delay()
 
-    def retry(self, store: Callable[[list[TrafficRow]], bool]) -> int:
-        """When a retry is due, hand every held row to `store`; it returns True once they are durable.
+    def retry(self, store: Callable[[list[TrafficRow]], bool], chunk: int) -> int:
+        """When a retry is due, hand the held rows to `store`, `chunk` at a time, oldest first, until it
+        fails (`store` returns True once a chunk is durable). Chunks keep each transaction and spool write
+        small, so a disk with a little room takes what fits instead of refusing one huge write forever.
 
-        Returns the number of rows that left the buffer (0 when not due, or `store` failed again).
+        Returns the number of rows that left the buffer (0 when not due, or the first chunk failed again).
         """
         if not self._rows or time.monotonic() < self._retry_at:
             return 0
-        with self._lock:
-            taken = list(self._rows)
-            self._rows.clear()
-            self._bytes = 0
-        if store([row for row, _size in taken]):
-            self._backoff_s = 0.0
-            return len(taken)
-        with self._lock:  # put them back in front of anything held meanwhile
-            self._rows.extendleft(reversed(taken))
-            self._bytes += sum(size for _row, size in taken)
-        self._delay()
-        return 0
+        moved = 0
+        while self._rows:
+            with self._lock:
+                taken = [self._rows.popleft() for _ in range(min(chunk, len(self._rows)))]
+                self._bytes -= sum(size for _row, size in taken)
+            if not store([row for row, _size in taken]):
+                with self._lock:  # put them back in front of anything held meanwhile
+                    self._rows.extendleft(reversed(taken))
+                    self._bytes += sum(size for _row, size in taken)
+                self._delay()
+                return moved
+            moved += len(taken)
+        self._backoff_s = 0.0
+        return moved
 
     def retry_at_once(self) -> None:
         """Make the next `retry` run now, whatever the backoff (shutdown, or the disk is known to have room)."""
         self._retry_at = 0.0
 
     def drop_all(self) -> int:
-        """Forget everything held (only at shutdown, after the last retry failed); returns how many."""
+        """Forget everything held (only at shutdown, after the last retries failed); returns how many."""
         with self._lock:
             count = len(self._rows)
             self._rows.clear()

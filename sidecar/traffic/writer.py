@@ -41,6 +41,7 @@ EngineFactory = Callable[[], Engine]
 _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 30.0
 _POSTGRES_CONNECT_TIMEOUT_S = 5
+_CLOSE_RETRY_S = 10.0  # at close, how long rows held in memory are retried before they are reported lost
 
 
 class TrafficLog:
@@ -139,16 +140,30 @@ class TrafficLog:
 
     def retry_held(self) -> int:
         """Retry the held rows when due (database, then spool); returns how many became durable."""
-        moved = self._held.retry(self._store_held)
+        moved = self._held.retry(self._store_held, self._batch_size)
         if moved:
-            logger.warning("traffic log recovered: %d rows held in memory are now stored or spooled", moved)
-            self._holding_logged = False
+            logger.warning(
+                "traffic log: %d rows held in memory are now stored or spooled (%d still held)", moved, len(self._held)
+            )
+            self._holding_logged = bool(self._held)
         return moved
+
+    def leave_held(self) -> int:
+        """Forget the held rows without counting them lost: the caller (the writer process, whose sidecar
+        still holds these records unacknowledged) leaves them to someone else. Returns how many."""
+        count = self._held.drop_all()
+        if count:
+            logger.warning("%d traffic rows still unwritable; left unacknowledged for the sidecar to spool", count)
+        return count
 
     def spool(self, raws: Sequence[RawTraffic]) -> None:
         """Finalise `raws` and append them to the spool without touching the database."""
         self._count("submitted", len(raws))
-        self._spool_rows([self._finalise_or_none(raw) for raw in raws])
+        for start in range(0, len(raws), self._batch_size):
+            if self._held:  # the spool refused a chunk: keep order, hold the rest for the retries
+                self._held.hold([row for row in map(self._finalise_or_none, raws[start:]) if row is not None])
+                return
+            self._spool_rows([self._finalise_or_none(raw) for raw in raws[start : start + self._batch_size]])
 
     def seal_spool(self) -> None:
         """Close the spool file being appended to, so a replay (in any process) can take its rows."""
@@ -302,11 +317,12 @@ class TrafficLog:
             self._replay_at = 0.0  # the database is back: replay now rather than at the next interval
 
     def _release_held(self) -> None:
-        """At close: one last try for held rows; what still cannot be written is reported as lost."""
-        if not self._held:
-            return
-        self._held.retry_at_once()
-        self.retry_held()
+        """At close: keep retrying held rows for a while; what still cannot be written is reported as lost."""
+        deadline = time.monotonic() + _CLOSE_RETRY_S
+        while self._held and time.monotonic() < deadline:
+            self._held.retry_at_once()
+            if not self.retry_held():
+                time.sleep(0.25)
         lost = self._held.drop_all()
         if lost:
             logger.error("%d traffic rows lost at shutdown: neither the database nor the spool would take them", lost)

@@ -30,6 +30,8 @@ from sidecar.traffic import ProcessTrafficLog, TrafficLog
 from sidecar.traffic import child as child_module
 from sidecar.traffic import spool as spool_module
 from sidecar.traffic import writer as writer_module
+from sidecar.traffic.holding import HeldRows
+from sidecar.traffic.record import TrafficRow
 from sidecar.traffic.wire import Hello, Report, decode_report, encode_batch, encode_hello
 from tests.sidecar.conftest import sidecar_settings
 from tests.sidecar.test_traffic_finaliser import chat_raw, make_settings
@@ -249,3 +251,20 @@ def test_on_a_real_full_tmpfs_nothing_is_lost_and_refusal_lifts(tiny_disk: Path)
         assert count_rows(engine) == distinct_requests(engine) == 170
     finally:
         engine.dispose()
+
+
+def test_held_rows_are_retried_in_chunks_and_keep_what_a_small_room_takes() -> None:
+    held = HeldRows(max_rows=100, max_bytes=1 << 30)
+    held.hold([{"id": str(index)} for index in range(25)])
+    taken: list[list[TrafficRow]] = []
+
+    def room_for_two_chunks(rows: list[TrafficRow]) -> bool:
+        if len(taken) == 2:
+            return False
+        taken.append(rows)
+        return True
+
+    held.retry_at_once()
+    assert held.retry(room_for_two_chunks, chunk=10) == 20
+    assert [row["id"] for chunk in taken for row in chunk] == [str(index) for index in range(20)]
+    assert len(held) == 5 and not held.full

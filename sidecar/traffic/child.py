@@ -78,9 +78,10 @@ def serve(data: Connection, reports: Connection) -> int:
                 waiting.append(batch.sequence)
                 if log.write(batch.records):
                     _acknowledge(reporter, waiting)
+            # Held rows are retried (when their backoff allows) even while batches keep coming.
+            if log.unwritable and log.retry_held() and not log.unwritable:
+                _acknowledge(reporter, waiting)
             if not data.poll(0):
-                if log.retry_held() and not log.unwritable:
-                    _acknowledge(reporter, waiting)
                 log.replay_if_due()  # only when nothing waits, so a replay never delays new batches
                 reporter.send()
         _settle_held(log, reporter, waiting)

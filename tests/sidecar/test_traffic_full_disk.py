@@ -268,3 +268,60 @@ def test_held_rows_are_retried_in_chunks_and_keep_what_a_small_room_takes() -> N
     assert held.retry(room_for_two_chunks, chunk=10) == 20
     assert [row["id"] for chunk in taken for row in chunk] == [str(index) for index in range(20)]
     assert len(held) == 5 and not held.full
+
+
+def test_a_sidecar_on_a_real_full_tmpfs_refuses_then_recovers_and_stores_every_answer(
+    tiny_disk: Path, fake: FakeUpstreamThread
+) -> None:
+    traffic = {
+        "memory_buffer_rows": 30,
+        "batch_size": 5,
+        "flush_interval_s": 0.01,
+    }  # writer in a child process
+    settings = sidecar_settings(
+        tiny_disk, {"fake-model": {"deployments": [{"base_url": fake.url}]}}, traffic=traffic
+    )
+    big = {"model": "fake-model", "messages": [{"role": "user", "content": "y" * 4000}]}
+    answered: list[str] = []
+    with ThreadedSidecar(settings) as proxy, httpx.Client(base_url=proxy.url, timeout=30) as client:
+        readyz = proxy.url.removesuffix("/v1") + "/readyz"
+        log = proxy.app.runtime.traffic
+        assert log.wait_ready(60)
+
+        def ask() -> httpx.Response:
+            response = client.post("/chat/completions", json=big)
+            if response.status_code == 200:
+                answered.append(response.headers["x-request-id"])
+            return response
+
+        for _ in range(5):
+            assert ask().status_code == 200
+        wait_for(lambda: log.stats.written == 5)
+        filler = tiny_disk / "filler"
+        _fill(filler)
+        refused = None
+        for _ in range(1_000):  # a bound for the test only: refusal comes once 30 records are held
+            response = ask()
+            if response.status_code != 200:
+                refused = response
+                break
+        assert refused is not None and refused.status_code == 503
+        assert refused.json()["error"]["code"] == "traffic_log_full"
+        assert httpx.get(readyz).status_code == 503
+        filler.unlink()
+        wait_for(lambda: httpx.get(readyz).status_code == 200)
+        for _ in range(5):
+            assert ask().status_code == 200
+    replay_leftovers(settings)
+    engine = sa.create_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            counts = dict(
+                connection.execute(
+                    sa.text("SELECT request_id, COUNT(*) FROM traffic GROUP BY request_id")
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert len(answered) >= 40
+    assert [rid for rid in answered if counts.get(rid) != 1] == []  # every answer stored, exactly once

@@ -1,26 +1,27 @@
-"""What a call cost: configured prices first, then built-in defaults, then litellm's price map.
+"""What a call cost: configured prices first, then built-in defaults, then the bundled price table.
 
 Input tokens served from a provider's prompt cache are billed at the cached-read price, and tokens written
 to it at the cache-write price, when the price has them (litellm's map does for Anthropic, OpenAI and Gemini
 models); otherwise at the input price. `prompt_tokens` counts them all, as OpenAI and litellm report it.
 
 An unknown price is `None`, never 0, so a missing price shows up as missing instead of as free.
-litellm takes seconds to import, so it is imported here only, and only the first time a model
-has neither a configured nor a built-in price.
+The bundled table (`core.price_table`, built from litellm's price map) loads in milliseconds; litellm is
+never imported for prices. With `litellm_price_fallback: true`, a model missing from the table is looked
+up in the installed litellm's own bundled map file (read, not imported).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from typing import Any
 
+from core import price_table
 from core.settings import EMBEDDED_MODEL_NAME, Price, Settings
 
 logger = logging.getLogger("tollgate.pricing")
 
-TOKENS_PER_PRICE_UNIT = 1_000_000
+TOKENS_PER_PRICE_UNIT = price_table.TOKENS_PER_PRICE_UNIT
 
 DEFAULT_PRICES: dict[str, Price] = {
     # Served locally by the embedded llama.cpp server: no per-token bill.
@@ -32,7 +33,8 @@ class PriceBook:
     """Prices per model in USD per million tokens, looked up once per model and cached.
 
     Order: `settings.price_for(model)` (a route's price or the `prices` table), then `DEFAULT_PRICES`,
-    then litellm's `model_cost` map (exact name, then the name without its `provider/` prefix).
+    then the bundled price table (exact name, then the name without its `provider/` prefix), then, when
+    `litellm_price_fallback` is set, the installed litellm's price map.
     Safe to share between threads.
     """
 
@@ -50,7 +52,9 @@ class PriceBook:
             pass
         found = self._settings.price_for(model) or self._defaults.get(model)
         if found is None:
-            found = _litellm_price(model)
+            found = price_table.lookup(price_table.bundled_table(), model)
+        if found is None and getattr(self._settings, "litellm_price_fallback", False):
+            found = price_table.lookup(price_table.litellm_map_table(), model)
         with self._lock:
             self._cache[model] = found
         return found
@@ -103,52 +107,3 @@ def _count(*values: Any) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
-
-
-def _litellm_price(model: str) -> Price | None:
-    """Look `model` up in litellm's bundled price map; None when it is not mapped."""
-    table = _litellm_model_cost()
-    if table is None:
-        return None
-    candidates = [model]
-    if "/" in model:
-        candidates.append(model.split("/", 1)[1])
-    for name in candidates:
-        entry = table.get(name)
-        if isinstance(entry, dict):
-            price = _price_from_entry(entry)
-            if price is not None:
-                return price
-    return None
-
-
-def _price_from_entry(entry: dict[str, Any]) -> Price | None:
-    per_in = entry.get("input_cost_per_token")
-    per_out = entry.get("output_cost_per_token", 0.0 if entry.get("mode") == "embedding" else None)
-    if not isinstance(per_in, int | float) or not isinstance(per_out, int | float):
-        return None
-    read = entry.get("cache_read_input_token_cost")
-    write = entry.get("cache_creation_input_token_cost")
-    try:
-        return Price(
-            input_per_mtok=float(per_in) * TOKENS_PER_PRICE_UNIT,
-            output_per_mtok=float(per_out) * TOKENS_PER_PRICE_UNIT,
-            cached_input_per_mtok=float(read) * TOKENS_PER_PRICE_UNIT if isinstance(read, int | float) else None,
-            cache_write_per_mtok=float(write) * TOKENS_PER_PRICE_UNIT if isinstance(write, int | float) else None,
-        )
-    except ValueError:  # a negative price in the map is a data error, not a price
-        return None
-
-
-@functools.cache
-def _litellm_model_cost() -> dict[str, Any] | None:
-    """litellm's price map, imported once (a failed import is remembered, not retried per model)."""
-    try:
-        from core.litellm_loader import load_litellm
-
-        litellm = load_litellm()
-    except Exception as exc:  # noqa: BLE001  (an optional source: any import failure means "unknown")
-        logger.warning("litellm price map unavailable: %s", exc)
-        return None
-    table = getattr(litellm, "model_cost", None)
-    return table if isinstance(table, dict) else None

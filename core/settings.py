@@ -131,6 +131,14 @@ class TrafficSettings(_Frozen):
         default="process",
         description="Where rows are finalised and stored: a child process (off the sidecar's GIL) or a thread",
     )
+    memory_buffer_rows: int = Field(
+        default=20_000, gt=0, description="Records held in memory while neither the database nor the spool takes them"
+    )
+    memory_buffer_bytes: int = Field(default=128 * 1024 * 1024, gt=0, description="The same bound in bytes")
+    when_full: Literal["refuse", "shed"] = Field(
+        default="refuse",
+        description="Memory buffer full: refuse new requests (503 traffic_log_full) or serve them unlogged (counted)",
+    )
 
 
 class EmbeddedSettings(_Frozen):
@@ -168,6 +176,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
+    litellm_price_fallback: bool = Field(
+        default=False, description="Price models missing from the bundled price table from litellm's installed map"
+    )
     sidecar: SidecarSettings = SidecarSettings()
     traffic: TrafficSettings = TrafficSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -87,6 +88,9 @@ class SidecarApp:
             detail["models"] = sorted(runtime.routes)
             if runtime.traffic is not None:
                 detail["traffic"] = runtime.traffic.stats.as_dict()
+                if ready and self.settings.traffic.when_full == "refuse" and not runtime.traffic.admits():
+                    ready = False  # new requests are refused with 503 traffic_log_full until storage recovers
+                    detail["status"] = "traffic_log_full"
         await send_bytes(send, 200 if ready else 503, orjson.dumps(detail))
 
     async def _metrics(self, send: Send) -> None:
@@ -217,6 +221,7 @@ def build_metrics(runtime: Runtime) -> Any:
         }
 
     metrics.add_state("tollgate_traffic_log", "Traffic log counters and queue depth", traffic_state, ("counter",))
+    add_traffic_alerts(metrics, runtime)
     metrics.add_state("tollgate_upstream_in_flight", "Requests in flight per deployment", outstanding,
                       ("model", "deployment"))
     metrics.add_state("tollgate_upstream_up", "1 when the deployment is not cooling down after failures", healthy,
@@ -228,6 +233,30 @@ def build_metrics(runtime: Runtime) -> Any:
         metrics.add_state("tollgate_admission_refused", "Requests refused with 503 since start, by reason",
                           admission.refusals, ("deployment", "reason"))
     return metrics
+
+
+def add_traffic_alerts(metrics: Any, runtime: Runtime) -> None:
+    """Gauges to alert on when storage refuses traffic rows (no labels: one series each)."""
+
+    def read(field: str) -> Callable[[], dict[tuple[str, ...], float]]:
+        def value() -> dict[tuple[str, ...], float]:
+            traffic = runtime.traffic
+            return {(): float(traffic.stats.as_dict().get(field, 0))} if traffic is not None else {}
+
+        return value
+
+    def full() -> dict[tuple[str, ...], float]:
+        traffic = runtime.traffic
+        return {(): 0.0 if traffic is None or traffic.admits() else 1.0}
+
+    metrics.add_state("tollgate_traffic_unwritable_rows", "Traffic rows held in memory: neither the database nor "
+                      "the spool takes them", read("unwritable"), ())
+    metrics.add_state("tollgate_traffic_log_full", "1 while the traffic log's memory buffer is full "
+                      "(traffic.when_full applies)", full, ())
+    metrics.add_state("tollgate_traffic_shed_rows", "Requests served but not logged since start "
+                      "(traffic.when_full: shed)", read("shed"), ())
+    metrics.add_state("tollgate_traffic_refused_requests", "Requests refused with 503 traffic_log_full since start",
+                      read("refused"), ())
 
 
 def create_app(settings: Settings, **kwargs: Any) -> SidecarApp:

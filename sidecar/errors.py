@@ -180,3 +180,13 @@ def error_headers(error: SidecarError) -> list[tuple[bytes, bytes]]:
     if retry_after is None:
         return []
     return [(b"retry-after", str(max(1, int(retry_after + 0.999))).encode())]
+
+
+class TrafficLogFull(SidecarError):
+    """The traffic log's memory buffer is full (storage refuses rows) and `traffic.when_full` is `refuse`:
+    the request is refused before any upstream call, so nothing is served unlogged."""
+
+    status = 503
+    type = "server_error"
+    error_class = "traffic_log_full"
+    default_code = "traffic_log_full"

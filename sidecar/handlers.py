@@ -23,7 +23,13 @@ from sidecar.asgi import (
     send_bytes,
     send_error,
 )
-from sidecar.errors import InternalError, SidecarError, UnsupportedMediaType, UpstreamParseFailure
+from sidecar.errors import (
+    InternalError,
+    SidecarError,
+    TrafficLogFull,
+    UnsupportedMediaType,
+    UpstreamParseFailure,
+)
 from sidecar.forwarding import Forwarder, Started
 from sidecar.pipeline import Exchange, Reply, Stage, StreamFilter
 from sidecar.relay import relay_stream
@@ -117,6 +123,9 @@ class Endpoint:
         staged: list[Any],
     ) -> None:
         settings = self.runtime.settings
+        traffic = self.runtime.traffic
+        if traffic is not None and settings.traffic.when_full == "refuse" and not traffic.admits():
+            raise TrafficLogFull("the traffic log cannot store requests right now (storage full); retry later")
         if content_type is not None and b"json" not in content_type:
             raise UnsupportedMediaType(f"Content-Type must be application/json, got {content_type.decode(errors='replace')}")
         body = await read_body(receive, settings.sidecar.max_body_bytes, content_length)

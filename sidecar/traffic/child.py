@@ -2,7 +2,9 @@
 
 Started by `ProcessTrafficLog`, never by hand. It reads batches from the sidecar on DATA_FD, stores
 each one with a `TrafficLog` (finalise, redact, insert; spool when the database refuses) and then
-acknowledges it on REPORT_FD with its counters. The database, SQLAlchemy, the price book (and
+acknowledges it on REPORT_FD with its counters. A batch is acknowledged only once it is durable: when
+neither the database nor the spool takes it (a full disk), its rows are held in memory and retried, and
+its acknowledgement waits, so the sidecar still holds the batch and counts it against its memory buffer. The database, SQLAlchemy, the price book (and
 litellm, when a model's price needs it) all live here, so none of that work competes with the
 sidecar's event loop for its GIL.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 
 from sidecar.traffic.wire import Report, decode_batch, decode_hello, encode_report
@@ -24,6 +27,8 @@ from sidecar.traffic.writer import TrafficLog
 logger = logging.getLogger("tollgate.traffic")
 
 _IDLE_POLL_S = 0.5  # how often an idle child looks at the spool (TrafficLog decides when to replay)
+_HOLDING_POLL_S = 0.05  # how often a child holding rows in memory looks whether a retry is due
+_SHUTDOWN_RETRY_S = 15.0  # how long a closing child keeps retrying held rows (the sidecar waits up to 60 s)
 
 
 class _Reporter:
@@ -34,16 +39,18 @@ class _Reporter:
         self._log = log
         self._last: tuple[int, ...] = ()
 
-    def send(self, *, acknowledged: int | None = None, ready: bool = False, force: bool = False) -> None:
+    def send(
+        self, *, acknowledged: int | None = None, ready: bool = False, force: bool = False, migrated: bool = False
+    ) -> None:
         stats = self._log.stats
-        counters = (stats.written, stats.spooled, stats.replayed, stats.failed)
+        counters = (stats.written, stats.spooled, stats.replayed, stats.failed, stats.unwritable)
         if acknowledged is None and not ready and not force and counters == self._last:
             return
         self._last = counters
         if self._connection is None:
             return
         try:
-            self._connection.send_bytes(encode_report(Report(counters, acknowledged, ready)))
+            self._connection.send_bytes(encode_report(Report(counters, acknowledged, ready, migrated)))
         except OSError:
             self._connection = None  # the sidecar died; the data pipe's EOF will end the loop
 
@@ -54,29 +61,53 @@ def serve(data: Connection, reports: Connection) -> int:
     logging.basicConfig(
         level=hello.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    log = TrafficLog(hello.settings)
+    log = TrafficLog(hello.settings, migrate=not hello.migrated)  # a restarted writer skips Alembic
     reporter = _Reporter(reports, log)
+    waiting: list[int] = []  # batches received and not yet durable (rows held in memory)
     try:
         log.warm_up()
         log.replay_if_due()
-        reporter.send(ready=True)
+        reporter.send(ready=True, migrated=log.database_open)
         while True:
-            if data.poll(_IDLE_POLL_S):
+            if data.poll(_HOLDING_POLL_S if waiting else _IDLE_POLL_S):
                 try:
                     payload = data.recv_bytes()
                 except EOFError:
                     break
                 batch = decode_batch(payload)
-                log.write(batch.records)
-                reporter.send(acknowledged=batch.sequence)
+                waiting.append(batch.sequence)
+                if log.write(batch.records):
+                    _acknowledge(reporter, waiting)
+            # Held rows are retried (when their backoff allows) even while batches keep coming.
+            if log.unwritable and log.retry_held() and not log.unwritable:
+                _acknowledge(reporter, waiting)
             if not data.poll(0):
                 log.replay_if_due()  # only when nothing waits, so a replay never delays new batches
                 reporter.send()
+        _settle_held(log, reporter, waiting)
     finally:
         log.close()
         reporter.send(force=True)
         reports.close()
     return 0
+
+
+def _settle_held(log: TrafficLog, reporter: _Reporter, waiting: list[int]) -> None:
+    """At the end (the sidecar closed the pipe): keep retrying held rows for a while before giving up."""
+    deadline = time.monotonic() + _SHUTDOWN_RETRY_S
+    while log.unwritable and time.monotonic() < deadline:
+        log.retry_held()
+        time.sleep(_HOLDING_POLL_S)
+    if not log.unwritable:
+        _acknowledge(reporter, waiting)
+    else:
+        log.leave_held()  # unacknowledged: the sidecar spools its own copy of these batches
+
+
+def _acknowledge(reporter: _Reporter, waiting: list[int]) -> None:
+    for sequence in waiting:
+        reporter.send(acknowledged=sequence)
+    waiting.clear()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,16 @@ engine, spooling what the database refuses, and acknowledges every batch it has 
 
 Nothing is lost on the way:
 - overflow (queue full) or a submit after close: the record is finalised and spooled in this process;
-- the child dies: every batch it had not acknowledged is spooled here, and a new child is started
-  (with backoff); row ids are assigned here before sending, so a batch the child stored just before
-  dying and that is spooled again is still one row (spool replay skips ids already stored);
+- the child dies: every batch it had not acknowledged is kept and sent again, unchanged, to the next
+  child (started with backoff). Nothing is finalised or spooled here, so a writer death costs this
+  process no imports and no GIL time. Row ids are assigned here before sending, so a batch the child
+  stored just before dying and that is sent again is still one row (inserts skip ids already stored);
+- a full disk: the child holds what neither the database nor the spool takes and withholds its
+  acknowledgement, so those batches stay here too. Records not yet durable (sent and unacknowledged,
+  waiting to be sent again, or held here after this process's own spool failed) form the memory buffer,
+  bounded by `traffic.memory_buffer_rows` / `memory_buffer_bytes`. While it is full `admits()` is False
+  and the sidecar applies `traffic.when_full`: refuse new requests before the upstream, or serve them
+  and count the records not logged (`shed`);
 - shutdown: the sender sends what is left and closes the pipe; the child drains and exits. If it has
   not exited after `shutdown_timeout_s` it is killed and its unacknowledged batches spooled here.
 """
@@ -26,7 +33,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Self
 
 from core.settings import Settings
-from sidecar.traffic.record import RawTraffic
+from sidecar.traffic.record import TRAFFIC_LOG_FULL, RawTraffic
 from sidecar.traffic.stats import ProcessTrafficStats
 from sidecar.traffic.wire import Hello, decode_batch, encode_batch
 from sidecar.traffic.writer_process import WriterProcess
@@ -36,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tollgate.traffic")
 
-_FIRST_RESTART_DELAY_S = 0.5
+_FIRST_RESTART_DELAY_S = 0.1  # a first death restarts at once; a crash loop still backs off to 30 s
 _MAX_RESTART_DELAY_S = 30.0
 
 
@@ -53,8 +60,14 @@ class ProcessTrafficLog:
         self._wake = threading.Event()
         self._lock = threading.Lock()  # guards `_closed`, the counters and `_fallback`
         self._closed = False
-        self._counts = {"submitted": 0, "sent": 0, "overflowed": 0, "writer_restarts": 0}
+        self._counts = {"submitted": 0, "sent": 0, "overflowed": 0, "writer_restarts": 0, "shed": 0, "refused": 0}
         self._retired = {"written": 0, "spooled": 0, "replayed": 0, "failed": 0}  # of children that exited
+        self._buffer_rows = settings.traffic.memory_buffer_rows
+        self._buffer_bytes = settings.traffic.memory_buffer_bytes
+        self._shed_when_full = settings.traffic.when_full == "shed"
+        self._resend: deque[tuple[int, bytes, int]] = deque()  # (sequence, payload, records) of a dead child
+        self._was_full = False
+        self._schema_ready = False  # a child opened the database at the latest schema; later ones skip Alembic
         self._thread: threading.Thread | None = None
         self._child: WriterProcess | None = None
         self._fallback: TrafficLog | None = None
@@ -69,6 +82,9 @@ class ProcessTrafficLog:
 
     def submit(self, raw: RawTraffic) -> None:
         """Hand one request over. O(1), never blocks on the child or the database."""
+        if raw.error_class == TRAFFIC_LOG_FULL or (self._shed_when_full and not self.admits()):
+            self._count("refused" if raw.error_class == TRAFFIC_LOG_FULL else "shed", 1)
+            return
         with self._lock:
             self._counts["submitted"] += 1
             accepted = not self._closed and len(self._queue) < self._capacity
@@ -80,6 +96,26 @@ class ProcessTrafficLog:
             self._spool_here([raw], seal=self._closed)
         elif len(self._queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def admits(self) -> bool:
+        """False while the records not yet durable fill the memory buffer (rows or bytes). O(1)."""
+        rows, size = self._buffered()
+        return rows < self._buffer_rows and size < self._buffer_bytes
+
+    def _buffered(self) -> tuple[int, int]:
+        """(rows, bytes) held in memory and not yet durable: in flight, waiting to be resent, held here."""
+        child = self._child
+        rows = size = 0
+        if child is not None:
+            rows, size = child.in_flight, child.in_flight_bytes
+        for _sequence, payload, count in tuple(self._resend):
+            rows += count
+            size += len(payload)
+        fallback = self._fallback
+        if fallback is not None:
+            rows += fallback.unwritable
+            size += fallback.unwritable_bytes
+        return rows, size
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -159,6 +195,9 @@ class ProcessTrafficLog:
             replayed=retired["replayed"] + live.get("replayed", 0),
             failed=retired["failed"] + live.get("failed", 0) + (here.failed if here is not None else 0),
             queue_depth=queued + in_flight,
+            unwritable=live.get("unwritable", 0) + (here.unwritable if here is not None else 0),
+            shed=counts["shed"],
+            refused=counts["refused"],
             sent=counts["sent"],
             in_flight=in_flight,
             overflowed=counts["overflowed"],
@@ -175,6 +214,7 @@ class ProcessTrafficLog:
                 if not stopping:
                     self._child_if_due()  # start (or restart) it before traffic arrives
                 self._pump(stopping)
+                self._watch_buffer()
                 if self._spooled_since_seal:
                     self._spooled_since_seal = False
                     self._fallback_log().seal_spool()  # let the child replay what was spooled here
@@ -188,7 +228,21 @@ class ProcessTrafficLog:
             self._finish()
 
     def _pump(self, stopping: bool) -> None:
-        """Send everything queued, in batches; without a child, leave it queued (or spool it if stopping)."""
+        """Send what a dead child left, then everything queued, in batches; without a child, leave it
+        queued (or spool it if stopping)."""
+        while self._resend:
+            child = self._child_if_due()
+            if child is None:
+                if stopping:
+                    self._spool_here(_records_of(self._take_resend()), seal=True)
+                return
+            sequence, payload, count = self._resend[0]
+            try:
+                child.send(sequence, payload, count)
+            except OSError:
+                self._lose(child)
+                continue
+            self._resend.popleft()
         while self._queue:
             child = self._child_if_due()
             if child is None:
@@ -219,7 +273,8 @@ class ProcessTrafficLog:
             return None
         try:
             level = logging.getLogger("tollgate.traffic").getEffectiveLevel()
-            self._child = WriterProcess(Hello(self._settings, level), on_exit=self._wake.set)
+            hello = Hello(self._settings, level, migrated=self._schema_ready)
+            self._child = WriterProcess(hello, on_exit=self._wake.set)
         except OSError as exc:
             logger.error("cannot start the traffic writer process: %s", exc)
             self._delay_restart()
@@ -227,20 +282,23 @@ class ProcessTrafficLog:
         return self._child
 
     def _lose(self, child: WriterProcess) -> None:
-        """A child died or hung: reap it, spool what it had not acknowledged, schedule a new one."""
+        """A child died or hung: reap it, keep what it had not acknowledged to send again, schedule a new one."""
         status = child.kill()
         child.close_data()
         batches = child.take_unacknowledged()
+        # Keyed by sequence: a batch whose resend failed is also among the dead child's unacknowledged.
+        merged = {batch[0]: batch for batch in (*self._resend, *batches)}
+        with self._lock:
+            self._resend = deque(merged[sequence] for sequence in sorted(merged))
         self._retire(child)
-        records = [raw for payload in batches for raw in decode_batch(payload).records]
-        self._spool_here(records, seal=True)  # sealed now, so the next child replays them at its start
         self._count("writer_restarts", 1)
         self._delay_restart()
         logger.warning(
-            "traffic writer process %d exited (status %s); %d unacknowledged records spooled; restarting in %.1f s",
+            "traffic writer process %d exited (status %s); %d unacknowledged records will be sent again; "
+            "restarting in %.1f s",
             child.pid,
             status,
-            len(records),
+            sum(count for _sequence, _payload, count in batches),
             self._restart_delay_s,
         )
 
@@ -249,10 +307,10 @@ class ProcessTrafficLog:
         child = self._child
         if child is not None:
             status = child.finish(self._shutdown_timeout_s)
-            batches = child.take_unacknowledged()
+            batches = [*child.take_unacknowledged(), *self._take_resend()]
             self._retire(child)
             if batches:
-                records = [raw for payload in batches for raw in decode_batch(payload).records]
+                records = _records_of(batches)
                 logger.warning(
                     "traffic writer process %d exited (status %s) with %d records unacknowledged; spooled here",
                     child.pid,
@@ -260,14 +318,39 @@ class ProcessTrafficLog:
                     len(records),
                 )
                 self._spool_here(records)
+        if self._resend:
+            self._spool_here(_records_of(self._take_resend()))
         if self._queue:
             self._spool_here(self._take_all())
+        fallback = self._fallback
+        if fallback is not None:
+            fallback.seal_spool()
+
+    def _watch_buffer(self) -> None:
+        """Retry rows held here, and log when the memory buffer fills up or has room again."""
+        fallback = self._fallback
+        if fallback is not None and fallback.unwritable:
+            fallback.retry_held()
+        full = not self.admits()
+        if full != self._was_full:
+            self._was_full = full
+            rows, size = self._buffered()
+            if full:
+                logger.error(
+                    "traffic log memory buffer full (%d records, %d bytes not yet stored or spooled): %s",
+                    rows,
+                    size,
+                    "serving requests unlogged" if self._shed_when_full else "refusing requests with 503 traffic_log_full",
+                )
+            else:
+                logger.warning("traffic log memory buffer has room again (%d records held); accepting requests", rows)
 
     def _retire(self, child: WriterProcess) -> None:
         counters = child.counters()
+        self._schema_ready = self._schema_ready or child.migrated
         with self._lock:
-            for name, value in counters.items():
-                self._retired[name] += value
+            for name in self._retired:
+                self._retired[name] += counters.get(name, 0)
             if self._child is child:
                 self._child = None
 
@@ -278,6 +361,12 @@ class ProcessTrafficLog:
         self._restart_at = time.monotonic() + self._restart_delay_s
 
     # -- spooling in this process (overflow, dead child, shutdown) ----------------------------------
+
+    def _take_resend(self) -> list[tuple[int, bytes, int]]:
+        with self._lock:
+            batches = list(self._resend)
+            self._resend.clear()
+        return batches
 
     def _take_all(self) -> list[RawTraffic]:
         with self._lock:
@@ -310,3 +399,8 @@ class ProcessTrafficLog:
     def _count(self, name: str, amount: int) -> None:
         with self._lock:
             self._counts[name] += amount
+
+
+def _records_of(batches: list[tuple[int, bytes, int]]) -> list[RawTraffic]:
+    """The records of encoded batches, with the row ids they were sent with."""
+    return [raw for _sequence, payload, _count in batches for raw in decode_batch(payload).records]

@@ -13,9 +13,14 @@ ErrorClass = Literal[
     "parse_failure",
     "stream_error",
     "internal_error",
+    "traffic_log_full",
 ]
 
 ERROR_CLASSES: frozenset[str] = frozenset(get_args(ErrorClass))
+
+TRAFFIC_LOG_FULL = "traffic_log_full"
+"""The error class of a request refused because the traffic log's memory buffer is full: it was never
+served, so the log counts it (`refused`) instead of storing it, and it does not add to the full buffer."""
 
 CACHE_SERVED: frozenset[str] = frozenset({"hit", "semantic"})
 """`cache_status` values of answers the sidecar served itself: no upstream call, no tokens billed."""

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 @dataclass(slots=True, frozen=True)
 class TrafficStats:
     """Counters since start. Every submitted record is eventually written, spooled or failed;
-    `replayed` counts spooled rows later moved into the database."""
+    `replayed` counts spooled rows later moved into the database.
+
+    `unwritable` (a gauge) is the rows held in memory because neither the database nor the spool takes
+    them; `shed` counts requests served unlogged (`when_full: shed`) and `refused` the requests answered
+    503 `traffic_log_full` (`when_full: refuse`); neither is in `submitted`.
+    """
 
     submitted: int = 0
     written: int = 0
@@ -17,6 +22,9 @@ class TrafficStats:
     replayed: int = 0
     failed: int = 0
     queue_depth: int = 0
+    unwritable: int = 0
+    shed: int = 0
+    refused: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name (for health and metrics endpoints)."""

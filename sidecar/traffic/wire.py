@@ -27,8 +27,8 @@ from sidecar.traffic.record import RawTraffic
 _WIRE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RawTraffic) if f.name != "row_id")
 _fields_of = operator.attrgetter(*_WIRE_FIELDS)
 
-CHILD_COUNTERS: tuple[str, ...] = ("written", "spooled", "replayed", "failed")
-"""The child's counters, in the order `Report.counters` holds them."""
+CHILD_COUNTERS: tuple[str, ...] = ("written", "spooled", "replayed", "failed", "unwritable")
+"""The child's counters, in the order `Report.counters` holds them (`unwritable` is a gauge)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,6 +37,7 @@ class Hello:
 
     settings: Settings
     log_level: int
+    migrated: bool = False  # an earlier child opened the database at the latest schema: skip Alembic
 
 
 @dataclass(slots=True, frozen=True)
@@ -53,9 +54,10 @@ class Batch:
 class Report:
     """A message from the child: its counters, and which batch it has just stored (if any)."""
 
-    counters: tuple[int, int, int, int]
+    counters: tuple[int, ...]
     acknowledged: int | None = None
     ready: bool = False
+    migrated: bool = False  # with `ready`: the database is open and at the latest schema
 
 
 def encode_hello(hello: Hello) -> bytes:
@@ -91,10 +93,14 @@ def encode_report(report: Report) -> bytes:
         message["ack"] = report.acknowledged
     if report.ready:
         message["ready"] = True
+    if report.migrated:
+        message["migrated"] = True
     return orjson.dumps(message)
 
 
 def decode_report(payload: bytes) -> Report:
     message = orjson.loads(payload)
-    written, spooled, replayed, failed = message["counters"]
-    return Report((written, spooled, replayed, failed), message.get("ack"), bool(message.get("ready")))
+    counters = tuple(int(value) for value in message["counters"])
+    if len(counters) != len(CHILD_COUNTERS):
+        raise ValueError(f"expected {len(CHILD_COUNTERS)} counters, got {len(counters)}")
+    return Report(counters, message.get("ack"), bool(message.get("ready")), bool(message.get("migrated")))

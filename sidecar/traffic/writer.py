@@ -4,6 +4,8 @@
 the queue is full or the log is closed, finalises the record and appends it to the on-disk spool).
 The writer thread drains the queue in batches, inserts them with one executemany, and spools a batch
 the database refuses. When the database is reachable again the spool is replayed, idempotently.
+Rows the spool refuses too (a full disk) are held in memory (`HeldRows`) and retried with backoff; while
+that buffer is full, `admits()` is False and the sidecar applies `traffic.when_full`.
 Every record ends up counted as written, spooled or failed (logged with a reason): none vanish.
 
 The same class is the engine of the writer process (`sidecar.traffic.child`), which runs its own loop
@@ -22,11 +24,12 @@ from typing import Self
 
 from sqlalchemy.engine import Engine
 
-from core.database import open_database
+from core.database import create_db_engine, open_database
 from core.pricing import PriceBook
 from core.settings import Settings
 from sidecar.traffic.finaliser import RecordFinaliser
-from sidecar.traffic.record import RawTraffic, TrafficRow
+from sidecar.traffic.holding import HeldRows
+from sidecar.traffic.record import TRAFFIC_LOG_FULL, RawTraffic, TrafficRow
 from sidecar.traffic.spool import DEFAULT_MAX_FILE_BYTES, Spool
 from sidecar.traffic.stats import TrafficStats
 from sidecar.traffic.store import ROW_ERRORS, describe_error, insert_rows
@@ -38,6 +41,7 @@ EngineFactory = Callable[[], Engine]
 _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 30.0
 _POSTGRES_CONNECT_TIMEOUT_S = 5
+_CLOSE_RETRY_S = 10.0  # at close, how long rows held in memory are retried before they are reported lost
 
 
 class TrafficLog:
@@ -56,9 +60,10 @@ class TrafficLog:
         prices: PriceBook | None = None,
         replay_interval_s: float = 5.0,
         spool_max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        migrate: bool = True,
     ) -> None:
         self._settings = settings
-        self._engine_factory = engine_factory or _default_engine_factory(settings)
+        self._engine_factory = engine_factory or _default_engine_factory(settings, migrate)
         self._prices = prices or PriceBook(settings)
         self._finaliser = RecordFinaliser(settings, self._prices)
         self._spool = Spool(settings.spool_dir, spool_max_file_bytes)
@@ -70,7 +75,10 @@ class TrafficLog:
         self._wake = threading.Event()
         self._lock = threading.Lock()  # guards `_closed` and the counters
         self._closed = False
-        self._counts = {"submitted": 0, "written": 0, "spooled": 0, "replayed": 0, "failed": 0}
+        self._counts = {"submitted": 0, "written": 0, "spooled": 0, "replayed": 0, "failed": 0, "shed": 0, "refused": 0}
+        self._held = HeldRows(settings.traffic.memory_buffer_rows, settings.traffic.memory_buffer_bytes)
+        self._shed_when_full = settings.traffic.when_full == "shed"
+        self._holding_logged = False
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
         self._retry_at = 0.0
@@ -81,6 +89,9 @@ class TrafficLog:
 
     def submit(self, raw: RawTraffic) -> None:
         """Hand one request over. O(1), never blocks on the database or the writer."""
+        if raw.error_class == TRAFFIC_LOG_FULL or (self._shed_when_full and self._held.full):
+            self._count("refused" if raw.error_class == TRAFFIC_LOG_FULL else "shed", 1)
+            return
         with self._lock:
             self._counts["submitted"] += 1
             accepted = not self._closed and len(self._queue) < self._capacity
@@ -95,19 +106,64 @@ class TrafficLog:
 
     # -- driven by a caller's own loop (the writer process) ------------------------------------------
 
-    def write(self, raws: Sequence[RawTraffic]) -> None:
-        """Finalise and store `raws` now, in the calling thread: inserted, else spooled, else failed."""
+    def write(self, raws: Sequence[RawTraffic]) -> bool:
+        """Finalise and store `raws` now, in the calling thread: inserted, else spooled, else held in memory.
+
+        Returns True when nothing is held afterwards, i.e. these rows (and all before them) are durable.
+        """
         self._count("submitted", len(raws))
         for start in range(0, len(raws), self._batch_size):
             chunk = raws[start : start + self._batch_size]
             rows = [row for row in map(self._finalise_or_none, chunk) if row is not None]
             if rows:
                 self._store(rows)
+        return not self._held
+
+    def admits(self) -> bool:
+        """False while the memory buffer of unwritable rows is full (the sidecar then applies `when_full`)."""
+        return not self._held.full
+
+    @property
+    def database_open(self) -> bool:
+        """True while the log holds an open engine (opened and, unless told otherwise, migrated)."""
+        return self._engine is not None
+
+    @property
+    def unwritable(self) -> int:
+        """Rows held in memory because neither the database nor the spool would take them."""
+        return len(self._held)
+
+    @property
+    def unwritable_bytes(self) -> int:
+        """About how many bytes the held rows take."""
+        return self._held.bytes
+
+    def retry_held(self) -> int:
+        """Retry the held rows when due (database, then spool); returns how many became durable."""
+        moved = self._held.retry(self._store_held, self._batch_size)
+        if moved:
+            logger.warning(
+                "traffic log: %d rows held in memory are now stored or spooled (%d still held)", moved, len(self._held)
+            )
+            self._holding_logged = bool(self._held)
+        return moved
+
+    def leave_held(self) -> int:
+        """Forget the held rows without counting them lost: the caller (the writer process, whose sidecar
+        still holds these records unacknowledged) leaves them to someone else. Returns how many."""
+        count = self._held.drop_all()
+        if count:
+            logger.warning("%d traffic rows still unwritable; left unacknowledged for the sidecar to spool", count)
+        return count
 
     def spool(self, raws: Sequence[RawTraffic]) -> None:
         """Finalise `raws` and append them to the spool without touching the database."""
         self._count("submitted", len(raws))
-        self._spool_rows([self._finalise_or_none(raw) for raw in raws])
+        for start in range(0, len(raws), self._batch_size):
+            if self._held:  # the spool refused a chunk: keep order, hold the rest for the retries
+                self._held.hold([row for row in map(self._finalise_or_none, raws[start:]) if row is not None])
+                return
+            self._spool_rows([self._finalise_or_none(raw) for raw in raws[start : start + self._batch_size]])
 
     def seal_spool(self) -> None:
         """Close the spool file being appended to, so a replay (in any process) can take its rows."""
@@ -148,6 +204,7 @@ class TrafficLog:
         if self._queue:
             # Never started, or its loop died: nothing else will store what is still queued.
             self._drain()
+        self._release_held()
         self._dispose()  # the writer thread disposes its own; this covers `write` callers and no thread
         self._spool.close()
 
@@ -165,7 +222,7 @@ class TrafficLog:
     def stats(self) -> TrafficStats:
         """A snapshot of the counters."""
         with self._lock:
-            return TrafficStats(queue_depth=len(self._queue), **self._counts)
+            return TrafficStats(queue_depth=len(self._queue), unwritable=len(self._held), **self._counts)
 
     # -- the writer thread --------------------------------------------------------------------------
 
@@ -177,6 +234,7 @@ class TrafficLog:
                 self._wake.clear()
                 stopping = self._closed
                 self._drain()
+                self.retry_held()
                 self._replay_if_due()
                 if stopping and not self._queue:
                     break
@@ -195,6 +253,9 @@ class TrafficLog:
                 self._store(rows)
 
     def _store(self, rows: list[TrafficRow]) -> None:
+        if self._held:
+            self._held.hold(rows)  # keep order; the next retry takes them with the rest
+            return
         engine = self._engine_if_due()
         if engine is None:
             self._spool_rows(rows)
@@ -255,6 +316,18 @@ class TrafficLog:
             self._backoff_s = 0.0
             self._replay_at = 0.0  # the database is back: replay now rather than at the next interval
 
+    def _release_held(self) -> None:
+        """At close: keep retrying held rows for a while; what still cannot be written is reported as lost."""
+        deadline = time.monotonic() + _CLOSE_RETRY_S
+        while self._held and time.monotonic() < deadline:
+            self._held.retry_at_once()
+            if not self.retry_held():
+                time.sleep(0.25)
+        lost = self._held.drop_all()
+        if lost:
+            logger.error("%d traffic rows lost at shutdown: neither the database nor the spool would take them", lost)
+            self._count("failed", lost)
+
     def _dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -277,28 +350,54 @@ class TrafficLog:
         try:
             self._spool.append(kept)
         except OSError as exc:
-            logger.error(
-                "%d traffic rows lost: cannot write the spool in %s: %s",
-                len(kept),
-                self._spool.directory,
-                exc,
-            )
-            self._count("failed", len(kept))
+            self._held.hold(kept)
+            if not self._holding_logged:
+                self._holding_logged = True
+                logger.error(
+                    "traffic log cannot write the spool in %s (%s): holding rows in memory (%d now) and retrying",
+                    self._spool.directory,
+                    exc,
+                    len(self._held),
+                )
             return
         self._count("spooled", len(kept))
+
+    def _store_held(self, rows: list[TrafficRow]) -> bool:
+        """One retry of held rows: the database if it is usable, else the spool. True when they are durable."""
+        engine = self._engine_if_due()
+        if engine is not None:
+            try:
+                with engine.begin() as connection:
+                    for start in range(0, len(rows), self._batch_size):
+                        insert_rows(connection, rows[start : start + self._batch_size])
+            except Exception as exc:  # noqa: BLE001  (any database failure: try the spool)
+                logger.debug("held rows not stored: %s", describe_error(exc))
+                if not isinstance(exc, ROW_ERRORS):
+                    self._mark_down()
+            else:
+                self._count("written", len(rows))
+                self._mark_up()
+                return True
+        try:
+            self._spool.append(rows)
+        except OSError:
+            return False
+        self._count("spooled", len(rows))
+        return True
 
     def _count(self, name: str, amount: int) -> None:
         with self._lock:
             self._counts[name] += amount
 
 
-def _default_engine_factory(settings: Settings) -> EngineFactory:
+def _default_engine_factory(settings: Settings, migrate: bool = True) -> EngineFactory:
     url = settings.resolved_database_url
+    opener = open_database if migrate else create_db_engine
 
     def open_engine() -> Engine:
         if url.startswith("postgresql"):
             # Bounded, so a black-holed host delays spooling by seconds, not minutes.
-            return open_database(url, connect_args={"connect_timeout": _POSTGRES_CONNECT_TIMEOUT_S})
-        return open_database(url)
+            return opener(url, connect_args={"connect_timeout": _POSTGRES_CONNECT_TIMEOUT_S})
+        return opener(url)
 
     return open_engine

@@ -49,10 +49,12 @@ class WriterProcess:
         self._lock = threading.Lock()
         self._unacknowledged: dict[int, tuple[bytes, int]] = {}
         self._in_flight = 0
+        self._in_flight_bytes = 0
         self._counters: dict[str, int] = dict.fromkeys(CHILD_COUNTERS, 0)
         self._acknowledged_any = False
         self._gone = False
         self.ready = threading.Event()
+        self.migrated = False  # it reported the database open at the latest schema
         self._reader = threading.Thread(
             target=self._read_reports, name="tollgate-traffic-reports", daemon=True
         )
@@ -77,6 +79,11 @@ class WriterProcess:
         return self._in_flight
 
     @property
+    def in_flight_bytes(self) -> int:
+        """Bytes of the batches sent and not yet acknowledged."""
+        return self._in_flight_bytes
+
+    @property
     def acknowledged_any(self) -> bool:
         return self._acknowledged_any
 
@@ -95,6 +102,7 @@ class WriterProcess:
             with self._lock:
                 self._unacknowledged[sequence] = (payload, records)
                 self._in_flight += records
+                self._in_flight_bytes += len(payload)
         self._data.send_bytes(payload)
 
     def finish(self, timeout_s: float) -> int:
@@ -124,12 +132,14 @@ class WriterProcess:
         except OSError:
             pass
 
-    def take_unacknowledged(self) -> list[bytes]:
-        """The batches the child never acknowledged, oldest first; call after it has exited."""
+    def take_unacknowledged(self) -> list[tuple[int, bytes, int]]:
+        """The batches the child never acknowledged as (sequence, payload, records), oldest first; call
+        after it has exited."""
         with self._lock:
-            batches = [payload for _, (payload, _count) in sorted(self._unacknowledged.items())]
+            batches = [(sequence, payload, count) for sequence, (payload, count) in sorted(self._unacknowledged.items())]
             self._unacknowledged.clear()
             self._in_flight = 0
+            self._in_flight_bytes = 0
         return batches
 
     def _read_reports(self) -> None:
@@ -142,8 +152,10 @@ class WriterProcess:
                         entry = self._unacknowledged.pop(report.acknowledged, None)
                         if entry is not None:
                             self._in_flight -= entry[1]
+                            self._in_flight_bytes -= len(entry[0])
                             self._acknowledged_any = True
                 if report.ready:
+                    self.migrated = report.migrated
                     self.ready.set()
         except (EOFError, OSError):
             pass  # the child exited: its end of the pipe is closed

@@ -1,4 +1,4 @@
-"""PriceBook: configured prices first, built-in defaults next, litellm's map last; unknown is None."""
+"""PriceBook: configured prices first, built-in defaults next, the bundled price table (from litellm's map) last; unknown is None."""
 
 from __future__ import annotations
 

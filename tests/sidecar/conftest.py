@@ -33,6 +33,9 @@ class TrafficCollector:
     def as_dict(self) -> dict[str, int]:
         return {"submitted": len(self.records)}
 
+    def admits(self) -> bool:
+        return True
+
     def submit(self, record: RawTraffic) -> None:
         with self._lock:
             self.records.append(record)

@@ -71,6 +71,9 @@ def test_rows_are_written_with_usage_cost_and_redaction(
         "replayed": 0,
         "failed": 0,
         "queue_depth": 0,
+        "unwritable": 0,
+        "shed": 0,
+        "refused": 0,
     }
     first, second, third = stored(read_engine)
     assert (first.tokens_in, first.tokens_out, first.usage_estimated) == (12, 5, False)
@@ -248,4 +251,7 @@ def test_close_without_start_still_stores_what_was_submitted(tmp_path: Path, sql
         "replayed": 0,
         "failed": 0,
         "queue_depth": 0,
+        "unwritable": 0,
+        "shed": 0,
+        "refused": 0,
     }

@@ -188,7 +188,7 @@ def build_metrics(runtime: Runtime) -> Any:
     """Request metrics plus state read at scrape time: traffic log counters and upstream load and health."""
     from sidecar.metrics import SidecarMetrics
 
-    metrics = SidecarMetrics(runtime.settings)
+    metrics = SidecarMetrics(runtime.settings, models=runtime.routes)
 
     def traffic_state() -> dict[tuple[str, ...], float]:
         if runtime.traffic is None:

@@ -10,8 +10,8 @@ import orjson
 
 from core.settings import Settings
 from sidecar.admission import build_admission
-from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_error
-from sidecar.errors import MethodNotAllowed, NotFound, NotReady
+from sidecar.asgi import JSON_HEADERS, ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
+from sidecar.errors import InternalError, MethodNotAllowed, NotFound, NotReady
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
 from sidecar.routes import build_extra_routes
@@ -55,7 +55,7 @@ class SidecarApp:
         if runtime is not None and runtime.extra_routes:
             for route in runtime.extra_routes:
                 if route.matches(path):
-                    await route(scope, receive, send)
+                    await _guarded(route, scope, receive, send)
                     return
         if scope["method"] != "GET":
             await send_error(send, NotFound(f"no route for {scope['method']} {path}"))
@@ -182,6 +182,25 @@ class SidecarApp:
         from sidecar.embedded.supervisor import EmbeddedModel
 
         return EmbeddedModel(self.settings.embedded, self.settings.data_dir)
+
+
+async def _guarded(route: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run a non-proxy route; an unexpected exception is logged and answered in the OpenAI error shape (500)."""
+    started = False
+
+    async def tracked(message: Any) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await route(scope, receive, tracked)
+    except ClientDisconnected:
+        return
+    except Exception:  # boundary: one request must never answer plain text or take the worker down
+        log.exception("internal error while handling %s %s", scope["method"], scope["path"])
+        if not started:
+            await send_error(send, InternalError("internal error in the sidecar; see its log"))
 
 
 def build_metrics(runtime: Runtime) -> Any:

@@ -99,6 +99,8 @@ def mutate_json(rng: random.Random, template: dict[str, object], fields: list[st
         return rng.choice(_BROKEN_BODIES)
     if roll < 0.16:
         return _dumps(rng, hostile_value(rng))
+    if roll < 0.30:  # left valid, so hostile content reaches the stages (guards, cache, streams) and upstreams
+        return _dumps(rng, template)
     data = dict(template)
     for _ in range(rng.randint(1, 3)):
         name = rng.choice(fields) if rng.random() < 0.85 else _random_text(rng, rng.randint(1, 12))
@@ -140,6 +142,9 @@ def chat_case(rng: random.Random) -> tuple[str, str, bytes]:
         template["stream"] = True
     if rng.random() < 0.3:
         template["messages"] = [_message(rng) for _ in range(rng.randint(0, 3))]
+    elif rng.random() < 0.3:  # valid shape, hostile text: unicode, NUL, RTL marks, PII-looking strings, huge
+        text = rng.choice(_STRINGS + ["mail me at a@b.co or +1 555 123 4567", "4111 1111 1111 1111", "x" * 60_000])
+        template["messages"] = [{"role": "user", "content": text}]
     if rng.random() < 0.1:
         template = {"model": CHAT_MODEL, "prompt": {"name": rng.choice([PROMPT_NAME, "x" * 300, "../x"]),
                                                      "variables": hostile_value(rng)}}

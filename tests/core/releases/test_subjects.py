@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.prompts import PromptError, PromptRegistry
-from core.releases import SUBJECT_MAX_CHARS, InvalidSubject, check_subject, clear_label, promote, rollback, set_canary
+from core.releases import (
+    SUBJECT_MAX_CHARS,
+    InvalidSubject,
+    check_subject,
+    clear_label,
+    promote,
+    rollback,
+    set_canary,
+)
 
 VALID = ["greet", "booking_extract", "gpt-4o-mini", "Qwen/Qwen2.5-7B", "ft:gpt-4o:org::abc", "local/smollm2-135m",
          "a" * SUBJECT_MAX_CHARS, "_x", "v1.2", "llama3:8b@q4+k"]

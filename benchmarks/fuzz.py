@@ -160,7 +160,7 @@ class _ErrorLog(logging.Handler):
         self.lines.append(f"{record.name}: {record.getMessage()}"[:500])
 
 
-def fuzz_settings(root: Path, upstream_url: str, flaky_url: str) -> Settings:
+def fuzz_settings(root: Path, upstream_url: str, flaky_url: str, database_url: str | None = None) -> Settings:
     """A sidecar with every routed capability on (keys required, admin, batches, releases, guards, cache)."""
     from core.settings import Settings
 
@@ -172,6 +172,7 @@ def fuzz_settings(root: Path, upstream_url: str, flaky_url: str) -> Settings:
               {"type": "pii", "where": "output", "action": "redact"}]
     return Settings.model_validate({
         "data_dir": root / ".tollgate",
+        "database_url": database_url,
         "models": {CHAT_MODEL: {"deployments": [{"base_url": upstream_url}], "price": price, "context_window": 8192},
                    FLAKY_MODEL: {"deployments": [{"base_url": flaky_url}], "price": price}},
         "embedded": {"enabled": "never"},
@@ -185,7 +186,7 @@ def fuzz_settings(root: Path, upstream_url: str, flaky_url: str) -> Settings:
 
 
 @contextmanager
-def fuzz_sidecar(root: Path) -> Iterator[tuple[str, Credentials, _ErrorLog]]:
+def fuzz_sidecar(root: Path, database_url: str | None = None) -> Iterator[tuple[str, Credentials, _ErrorLog]]:
     """Fake upstreams and a fully configured sidecar; yields its base URL, credentials and its ERROR log."""
     from core.database import open_database
     from core.keys import create_key
@@ -206,7 +207,7 @@ def fuzz_sidecar(root: Path) -> Iterator[tuple[str, Credentials, _ErrorLog]]:
     try:
         with start_fake_upstream_thread(FakeBehaviour()) as good, \
                 start_fake_upstream_thread(FakeBehaviour(fault=Fault.STATUS, status=503)) as flaky:
-            settings = fuzz_settings(root, good.url, flaky.url)
+            settings = fuzz_settings(root, good.url, flaky.url, database_url)
             engine = open_database(settings.resolved_database_url)
             token = create_key(engine, "fuzz", user="fuzzer").token
             engine.dispose()
@@ -224,9 +225,9 @@ def fuzz_sidecar(root: Path) -> Iterator[tuple[str, Credentials, _ErrorLog]]:
             os.environ[ADMIN_ENV] = previous
 
 
-def run_battery(seed: int, count: int, root: Path) -> tuple[Report, str | None]:
+def run_battery(seed: int, count: int, root: Path, database_url: str | None = None) -> tuple[Report, str | None]:
     """Generate and send the cases against a fresh sidecar; the report and whether a valid request still works."""
-    with fuzz_sidecar(root) as (url, credentials, errors):
+    with fuzz_sidecar(root, database_url) as (url, credentials, errors):
         report = run_cases(url, generate(seed, count, credentials))
         alive = valid_request_works(url, credentials)
         report.errors_logged = list(errors.lines)
@@ -238,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--count", type=int, default=12_000)
     parser.add_argument("--show", type=int, default=30, help="findings to print (default 30)")
+    parser.add_argument("--database-url", default=None,
+                        help="an empty database for the sidecar (e.g. postgresql://...); default: SQLite in a scratch folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)  # libraries' warnings about bad input would bury the table
     with tempfile.TemporaryDirectory(prefix="tollgate-fuzz-") as scratch:
-        report, alive = run_battery(args.seed, args.count, Path(scratch))
+        report, alive = run_battery(args.seed, args.count, Path(scratch), args.database_url)
     print(f"fuzz battery: seed {args.seed}, {report.sent} requests sent in {report.seconds:.1f} s "
           f"({report.unsendable} not sendable by the HTTP client and skipped)\n")
     print(report.table())

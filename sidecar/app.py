@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 from core.settings import Settings
 from sidecar.admission import build_admission
 from sidecar.asgi import JSON_HEADERS, ClientDisconnected, Receive, Scope, Send, send_bytes, send_error
-from sidecar.errors import InternalError, MethodNotAllowed, NotFound, NotReady
+from sidecar.errors import InternalError, InvalidRequest, MethodNotAllowed, NotFound, NotReady, SidecarError
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
 from sidecar.routes import build_extra_routes
@@ -197,10 +198,24 @@ async def _guarded(route: Any, scope: Scope, receive: Receive, send: Send) -> No
         await route(scope, receive, tracked)
     except ClientDisconnected:
         return
-    except Exception:  # boundary: one request must never answer plain text or take the worker down
-        log.exception("internal error while handling %s %s", scope["method"], scope["path"])
+    except Exception as exc:  # boundary: one request must never answer plain text or take the worker down
+        if _refused_by_database(exc):
+            log.info("%s %s: the database refused a value: %s", scope["method"], scope["path"], exc.__cause__)
+            error: SidecarError = InvalidRequest(
+                "a value in the request cannot be stored or looked up (too long, a NUL character, or out of range)"
+            )
+        else:
+            log.exception("internal error while handling %s %s", scope["method"], scope["path"])
+            error = InternalError("internal error in the sidecar; see its log")
         if not started:
-            await send_error(send, InternalError("internal error in the sidecar; see its log"))
+            await send_error(send, error)
+
+
+def _refused_by_database(exc: Exception) -> bool:
+    """SQLAlchemy's DataError: the database refused a client's value (PostgreSQL: longer than its column, a NUL
+    character, a number out of range). Checked without importing SQLAlchemy on the request path."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.DataError)
 
 
 def build_metrics(runtime: Runtime) -> Any:

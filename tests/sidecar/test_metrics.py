@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -96,8 +99,6 @@ def test_answers_from_the_cache_bill_no_tokens_or_cost(make_sidecar, fake):
 
 def wait_observed(url: str, requests: int, timeout_s: float = 5.0) -> None:
     """Wait until the metrics have counted `requests` requests (they are observed just after the answer)."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while value(scrape(url)["tollgate_requests"], "tollgate_requests_total") < requests:
         assert time.monotonic() < deadline, f"metrics never counted {requests} requests"
@@ -110,8 +111,6 @@ def series_count(url: str) -> int:
 
 def test_client_input_cannot_grow_the_series_count(make_sidecar, fake):
     """1,000 made-up model names and tag headers: the series count stops growing once the caps are reached."""
-    import random
-
     proxy, _ = make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}]}})
     rng = random.Random(13)
 

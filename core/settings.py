@@ -105,6 +105,9 @@ class ModelRoute(_Frozen):
     deployments: list[Deployment] = Field(min_length=1)
     fallbacks: list[str] = Field(default_factory=list)
     price: Price | None = None
+    context_window: int | None = Field(
+        default=None, ge=1, description="Tokens the model holds; a larger max_tokens is refused with a 400"
+    )
 
 
 class SidecarSettings(_Frozen):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,9 +13,18 @@ import orjson
 from core.settings import Settings
 from core.tag_policy import TagPolicy
 from sidecar.admission import build_admission
-from sidecar.asgi import JSON_HEADERS, Receive, Scope, Send, request_headers, send_bytes, send_error
+from sidecar.asgi import (
+    JSON_HEADERS,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    request_headers,
+    send_bytes,
+    send_error,
+)
 from sidecar.callers import build_identify
-from sidecar.errors import MethodNotAllowed, NotFound, NotReady, SidecarError
+from sidecar.errors import InternalError, InvalidRequest, MethodNotAllowed, NotFound, NotReady, SidecarError
 from sidecar.forwarding import Forwarder
 from sidecar.handlers import make_endpoints
 from sidecar.routes import build_extra_routes
@@ -58,7 +68,7 @@ class SidecarApp:
         if runtime is not None and runtime.extra_routes:
             for route in runtime.extra_routes:
                 if route.matches(path):
-                    await route(scope, receive, send)
+                    await _guarded(route, scope, receive, send)
                     return
         if scope["method"] != "GET":
             await send_error(send, NotFound(f"no route for {scope['method']} {path}"))
@@ -198,11 +208,44 @@ class SidecarApp:
         return EmbeddedModel(self.settings.embedded, self.settings.data_dir)
 
 
+async def _guarded(route: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run a non-proxy route; an unexpected exception is logged and answered in the OpenAI error shape (500)."""
+    started = False
+
+    async def tracked(message: Any) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await route(scope, receive, tracked)
+    except ClientDisconnected:
+        return
+    except Exception as exc:  # boundary: one request must never answer plain text or take the worker down
+        if _refused_by_database(exc):
+            log.info("%s %s: the database refused a value: %s", scope["method"], scope["path"], exc.__cause__)
+            error: SidecarError = InvalidRequest(
+                "a value in the request cannot be stored or looked up (too long, a NUL character, or out of range)"
+            )
+        else:
+            log.exception("internal error while handling %s %s", scope["method"], scope["path"])
+            error = InternalError("internal error in the sidecar; see its log")
+        if not started:
+            await send_error(send, error)
+
+
+def _refused_by_database(exc: Exception) -> bool:
+    """SQLAlchemy's DataError: the database refused a client's value (PostgreSQL: longer than its column, a NUL
+    character, a number out of range). Checked without importing SQLAlchemy on the request path."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.DataError)
+
+
 def build_metrics(runtime: Runtime) -> Any:
     """Request metrics plus state read at scrape time: traffic log counters and upstream load and health."""
     from sidecar.metrics import SidecarMetrics
 
-    metrics = SidecarMetrics(runtime.settings)
+    metrics = SidecarMetrics(runtime.settings, models=runtime.routes)
 
     def traffic_state() -> dict[tuple[str, ...], float]:
         if runtime.traffic is None:

@@ -2,7 +2,10 @@
 
 A request is retried (on another deployment when there is one) after a connection error, a timeout before
 the first byte, a 429 or a 5xx; it then moves along the model's fallback chain. Once an upstream has answered
-with a non-retryable status, that answer is the result. Nothing is retried after the first byte of a body.
+with a non-retryable status, that answer is the result. An answer that is read whole (every non-stream
+answer, and a stream request's error answer) is read here before it counts as started, so a body that breaks
+off or goes silent half-way is retried like a connection failure: nothing has reached the client yet. A
+streamed body is never retried once it has started, since its events go to the client as they arrive.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from core.settings import SidecarSettings
 from sidecar.admission import Admission
 from sidecar.errors import ModelNotFound, SidecarError, UpstreamError, UpstreamTimeout
 from sidecar.upstreams.base import (
+    ReadResponse,
     Timeouts,
     UpstreamConnectError,
     UpstreamResponse,
+    UpstreamStreamError,
     UpstreamTimeoutError,
 )
 from sidecar.upstreams.deployments import LiveDeployment, LiveRoute
+from sidecar.validation import check_output_tokens
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 2.0
@@ -61,6 +67,7 @@ class Forwarder:
     async def start(self, path: str, payload: dict, body: bytes) -> Started:
         """Send the request along the route of `payload['model']` until an upstream answers."""
         route = self.route(payload["model"])
+        check_output_tokens(payload, route.context_window)
         chain = [route] + [self.routes[name] for name in route.fallbacks if name in self.routes][:MAX_CHAIN]
         attempts = 0
         last_error: SidecarError | None = None
@@ -109,8 +116,30 @@ class Forwarder:
             response.release()
             error = UpstreamError(f"{deployment.label} answered HTTP {response.status}")
             return error, self._backoff(deployment.failures, response.retry_after_s)
+        if response.status != 200 or not payload.get("stream"):
+            read = await self._read_whole(deployment, response)
+            if isinstance(read, tuple):
+                return read
+            response = read
         deployment.recover()
         return Started(response, live, deployment, 0)
+
+    async def _read_whole(
+        self, deployment: LiveDeployment, response: UpstreamResponse
+    ) -> ReadResponse | tuple[SidecarError, float]:
+        """The answer read whole, or the error to retry with when its body broke off or went silent."""
+        try:
+            return await ReadResponse.read_from(response)
+        except UpstreamStreamError as exc:
+            deployment.outstanding -= 1
+            deployment.cool_down()
+            return UpstreamError(f"{deployment.label}: {exc}"), self._backoff(0)
+        except UpstreamTimeoutError as exc:
+            deployment.outstanding -= 1
+            return UpstreamTimeout(f"{deployment.label}: {exc}"), 0.0
+        except BaseException:
+            deployment.outstanding -= 1
+            raise
 
     def _backoff(self, failures: int, retry_after_s: float | None = None) -> float:
         if retry_after_s is not None:

@@ -1,13 +1,16 @@
 """Prometheus metrics of the sidecar, served at `GET /metrics`.
 
 Everything here is cheap enough for the request path: label children are cached per label tuple (a dict
-lookup instead of prometheus_client's `labels()` call), and label values that come from clients (segment,
-prompt) are capped so a misbehaving client cannot explode the series count.
+lookup instead of prometheus_client's `labels()` call). No label value is taken from a client unbounded, so a
+misbehaving client cannot explode the series count: the model label is a configured model name or `unknown`,
+the status is a valid HTTP status or `other`, and the client-supplied segment and prompt tags keep their first
+`MAX_CLIENT_LABEL_VALUES` distinct combinations (later new ones count as `other`). User, feature and request
+ids are never labels (they live in the traffic log).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -19,33 +22,43 @@ from sidecar.traffic.record import CACHE_SERVED, RawTraffic
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 MAX_CLIENT_LABEL_VALUES = 100
 OTHER = "other"
+UNKNOWN_MODEL = "unknown"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 
 
-class _CappedLabel:
-    """Keeps the first N distinct values of a client-supplied label; later new values become `other`."""
+class _CappedPairs:
+    """Keeps the first N distinct (segment, prompt) combinations; a later new one counts as `other`.
+
+    Capping the combination, not each label alone, bounds the series of the histograms that carry both
+    (N, not N x N); an empty value stays empty so untagged traffic is not mixed with the overflow.
+    """
 
     def __init__(self, limit: int) -> None:
-        self._seen: set[str] = set()
+        self._seen: set[tuple[str, str]] = set()
         self._limit = limit
 
-    def __call__(self, value: str | None) -> str:
-        if not value:
-            return ""
-        if value in self._seen:
-            return value
+    def __call__(self, segment: str | None, prompt: str | None) -> tuple[str, str]:
+        pair = (segment or "", prompt or "")
+        if pair in self._seen or pair == ("", ""):
+            return pair
         if len(self._seen) >= self._limit:
-            return OTHER
-        self._seen.add(value)
-        return value
+            return (OTHER if pair[0] else "", OTHER if pair[1] else "")
+        self._seen.add(pair)
+        return pair
+
+
+def _status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 or status == 0 else OTHER
 
 
 class SidecarMetrics:
     """The sidecar's metrics in their own registry (one per app, so tests can run several)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, models: Iterable[str] | None = None) -> None:
         self._settings = settings
+        known = set(settings.models) | {settings.embedded.model_name} if models is None else set(models)
+        self._models = frozenset(known)
         self.registry = CollectorRegistry(auto_describe=True)
         model_labels = ("endpoint", "model", "segment", "prompt")
         self.requests = Counter("tollgate_requests", "Requests by outcome", ("endpoint", "model", "status", "error_class"),
@@ -65,8 +78,7 @@ class SidecarMetrics:
                                 ("model",), registry=self.registry)
         self.guards = Counter("tollgate_guard_triggers", "Guard triggers by guard, reason and action",
                               ("guard", "reason", "action"), registry=self.registry)
-        self._segment = _CappedLabel(MAX_CLIENT_LABEL_VALUES)
-        self._prompt = _CappedLabel(MAX_CLIENT_LABEL_VALUES)
+        self._tags = _CappedPairs(MAX_CLIENT_LABEL_VALUES)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -78,10 +90,10 @@ class SidecarMetrics:
 
     def observe(self, record: RawTraffic, tokens_in: int | None, tokens_out: int | None) -> None:
         """Account for one finished request."""
-        model = record.served_model or record.requested_model or ""
-        status = str(record.status)
+        model = self._model_label(record)
+        status = _status_label(record.status)
         self._child(self.requests, record.endpoint, model, status, record.error_class or "").inc()
-        labels = (record.endpoint, model, self._segment(record.segment), self._prompt(record.prompt_name))
+        labels = (record.endpoint, model, *self._tags(record.segment, record.prompt_name))
         self._child(self.latency, *labels).observe(record.latency_ms / 1000.0)
         if record.attempts > 1:
             self._child(self.attempts, model).inc(record.attempts - 1)
@@ -102,6 +114,13 @@ class SidecarMetrics:
         else:
             cost = ((tokens_in or 0) * price.input_per_mtok + (tokens_out or 0) * price.output_per_mtok) / 1e6
             self._child(self.cost, model).inc(cost)
+
+    def _model_label(self, record: RawTraffic) -> str:
+        """The configured model that served (or was asked for); `unknown` for any name a client made up."""
+        for name in (record.served_model, record.requested_model):
+            if name in self._models:
+                return name
+        return UNKNOWN_MODEL if record.served_model or record.requested_model else ""
 
     def guard_triggered(self, guard: str, reason: str, action: str) -> None:
         """Count one guard trigger (labels come from configuration and fixed reason codes, not clients)."""

@@ -53,7 +53,7 @@ def build_routes(settings: Settings, session: aiohttp.ClientSession, embedded_ur
     models: dict[str, ModelRoute] = dict(settings.models)
     if embedded_url is not None and settings.embedded.model_name not in models:
         local = Deployment(name="embedded-llama.cpp", base_url=embedded_url, model=settings.embedded.model_name)
-        models[settings.embedded.model_name] = ModelRoute(deployments=[local])
+        models[settings.embedded.model_name] = ModelRoute(deployments=[local], context_window=settings.embedded.context)
     routes: dict[str, LiveRoute] = {}
     for name, route in models.items():
         live = [
@@ -67,7 +67,9 @@ def build_routes(settings: Settings, session: aiohttp.ClientSession, embedded_ur
             )
             for index, deployment in enumerate(route.deployments)
         ]
-        routes[name] = LiveRoute(name=name, deployments=live, fallbacks=list(route.fallbacks))
+        routes[name] = LiveRoute(
+            name=name, deployments=live, fallbacks=list(route.fallbacks), context_window=route.context_window
+        )
     _check_fallbacks(routes)
     return routes
 

@@ -19,7 +19,23 @@ _UNIT_RANGES: dict[str, tuple[float, float]] = {
     "presence_penalty": (-2.0, 2.0),
     "frequency_penalty": (-2.0, 2.0),
 }
-_POSITIVE_INTS = ("max_tokens", "max_completion_tokens", "n", "top_logprobs", "dimensions")
+MAX_OUTPUT_TOKENS = 1_048_576
+"""The hard cap on `max_tokens`/`max_completion_tokens` for a model without a configured `context_window`."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Inclusive integer bounds, OpenAI's documented limits where it documents one, a generous hard cap otherwise.
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_tokens": (1, MAX_OUTPUT_TOKENS),
+    "max_completion_tokens": (1, MAX_OUTPUT_TOKENS),
+    "n": (1, 128),
+    "top_logprobs": (0, 20),
+    "dimensions": (1, 65_536),
+}
+_EMBEDDING_INTS = ("dimensions",)
+_COMPLETION_INTS: dict[str, tuple[int, int]] = {"best_of": (1, 20), "logprobs": (0, 5)}
+MAX_STOP_SEQUENCES = 4
+MAX_LOGIT_BIAS_ENTRIES = 1024
+MAX_TOOLS = 128
+MAX_USER_CHARS = 256
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -41,6 +57,7 @@ def validate_chat(data: dict[str, Any]) -> None:
     messages = data.get("messages")
     if messages is None and isinstance(data.get("prompt"), dict):  # a prompt served by name: the release stage renders the messages
         _check_common(data)
+        _check_chat_only(data)
         return
     if messages is None:
         raise InvalidRequest("'messages' is a required property", param="messages")
@@ -49,6 +66,7 @@ def validate_chat(data: dict[str, Any]) -> None:
     for index, message in enumerate(messages):
         _check_message(index, message)
     _check_common(data)
+    _check_chat_only(data)
 
 
 def validate_completion(data: dict[str, Any]) -> None:
@@ -60,6 +78,7 @@ def validate_completion(data: dict[str, Any]) -> None:
     if not isinstance(prompt, str | list):
         raise InvalidRequest(f"'prompt' must be a string or an array, got {_json_type(prompt)}", param="prompt")
     _check_common(data)
+    _check_completion_only(data)
 
 
 def validate_embeddings(data: dict[str, Any]) -> None:
@@ -73,7 +92,8 @@ def validate_embeddings(data: dict[str, Any]) -> None:
     encoding = data.get("encoding_format")
     if encoding is not None and encoding not in ("float", "base64"):
         raise InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
-    _check_positive_ints(data)
+    _check_ints(data, {name: _INT_BOUNDS[name] for name in _EMBEDDING_INTS})
+    _check_user(data)
 
 
 def _require_model(data: dict[str, Any]) -> None:
@@ -120,24 +140,109 @@ def _check_common(data: dict[str, Any]) -> None:
             raise InvalidRequest(f"'{name}' must be a number, got {_json_type(value)}", param=name)
         if not low <= value <= high:
             raise InvalidRequest(f"'{name}' must be between {low:g} and {high:g}, got {value}", param=name)
-    _check_positive_ints(data)
-    stop = data.get("stop")
-    if stop is not None and not isinstance(stop, str | list):
-        raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")
+    _check_ints(data, _INT_BOUNDS)
+    _check_ints(data, {"seed": (INT64_MIN, INT64_MAX)})
+    _check_stop(data.get("stop"))
+    _check_logit_bias(data.get("logit_bias"))
     response_format = data.get("response_format")
     if response_format is not None and (not isinstance(response_format, dict) or "type" not in response_format):
         raise InvalidRequest("'response_format' must be an object with a 'type'", param="response_format")
+    _check_user(data)
 
 
-def _check_positive_ints(data: dict[str, Any]) -> None:
-    for name in _POSITIVE_INTS:
+def _check_chat_only(data: dict[str, Any]) -> None:
+    """Chat's `logprobs` is a switch that `top_logprobs` needs; tools are bounded like OpenAI's."""
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise InvalidRequest(f"'logprobs' must be a boolean, got {_json_type(logprobs)}", param="logprobs")
+    if data.get("top_logprobs") is not None and logprobs is not True:
+        raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true", param="top_logprobs")
+    tools = data.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InvalidRequest(f"'tools' must be an array, got {_json_type(tools)}", param="tools")
+    if tools is not None and len(tools) > MAX_TOOLS:
+        raise InvalidRequest(f"'tools' holds at most {MAX_TOOLS} tools, got {len(tools)}", param="tools")
+
+
+def _check_completion_only(data: dict[str, Any]) -> None:
+    """Completions' `logprobs` is a count (0-5) and `best_of` must cover `n`."""
+    _check_ints(data, _COMPLETION_INTS)
+    best_of, n = data.get("best_of"), data.get("n")
+    if best_of is not None and n is not None and best_of < n:
+        raise InvalidRequest(f"'best_of' ({best_of}) must be at least 'n' ({n})", param="best_of")
+    echo = data.get("echo")
+    if echo is not None and not isinstance(echo, bool):
+        raise InvalidRequest(f"'echo' must be a boolean, got {_json_type(echo)}", param="echo")
+
+
+def check_output_tokens(data: dict[str, Any], context_window: int | None) -> None:
+    """Refuse an output budget larger than the model's configured context window (400 naming the parameter)."""
+    if context_window is None:
+        return
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > context_window:
+            raise InvalidRequest(
+                f"'{name}' is {value}, more than the context window of model '{data.get('model')}' "
+                f"({context_window} tokens)",
+                param=name,
+            )
+
+
+def _check_ints(data: dict[str, Any], bounds: dict[str, tuple[int, int]]) -> None:
+    for name, (low, high) in bounds.items():
         value = data.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidRequest(f"'{name}' must be an integer, got {_json_type(value)}", param=name)
-        if value < 1:
-            raise InvalidRequest(f"'{name}' must be at least 1, got {value}", param=name)
+        if value < low:
+            raise InvalidRequest(f"'{name}' must be at least {low}, got {value}", param=name)
+        if value > high:
+            raise InvalidRequest(f"'{name}' must be at most {high}, got {value}", param=name)
+
+
+def _check_stop(stop: Any) -> None:
+    if stop is None or isinstance(stop, str):
+        return
+    if not isinstance(stop, list) or not all(isinstance(item, str) for item in stop):
+        raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(f"'stop' holds at most {MAX_STOP_SEQUENCES} sequences, got {len(stop)}", param="stop")
+
+
+def _check_logit_bias(bias: Any) -> None:
+    if bias is None:
+        return
+    if not isinstance(bias, dict):
+        raise InvalidRequest(f"'logit_bias' must be an object, got {_json_type(bias)}", param="logit_bias")
+    if len(bias) > MAX_LOGIT_BIAS_ENTRIES:
+        raise InvalidRequest(
+            f"'logit_bias' holds at most {MAX_LOGIT_BIAS_ENTRIES} tokens, got {len(bias)}", param="logit_bias"
+        )
+    for token, value in bias.items():
+        if not token.isascii() or not token.isdigit():
+            raise InvalidRequest(f"'logit_bias' keys must be token ids, got {token[:40]!r}", param="logit_bias")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -100 <= value <= 100:
+            raise InvalidRequest(
+                f"'logit_bias' values must be numbers between -100 and 100, got {_short(value)} for token {token}",
+                param="logit_bias",
+            )
+
+
+def _check_user(data: dict[str, Any]) -> None:
+    user = data.get("user")
+    if user is None:
+        return
+    if not isinstance(user, str):
+        raise InvalidRequest(f"'user' must be a string, got {_json_type(user)}", param="user")
+    if len(user) > MAX_USER_CHARS:
+        raise InvalidRequest(f"'user' is at most {MAX_USER_CHARS} characters, got {len(user)}", param="user")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _json_type(value: Any) -> str:

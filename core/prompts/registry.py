@@ -14,7 +14,8 @@ from core.prompts.prompt_file import PromptFile, load_prompt
 from core.prompts.rendering import RenderedPrompt, render
 
 SUFFIX = ".prompt"
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_NAME_CHARS = 200
 
 
 class PromptRegistry:
@@ -41,13 +42,17 @@ class PromptRegistry:
 
     def get(self, name: str) -> PromptFile:
         """The prompt called `name`; an unknown name is a PromptError listing close matches."""
-        if not _NAME_RE.match(name):
-            raise PromptError(f"invalid prompt name {name!r} (letters, digits, '_', '-' and '.')")
+        if len(name) > MAX_NAME_CHARS or not _NAME_RE.fullmatch(name):
+            raise PromptError(
+                f"invalid prompt name {name[:60]!r} (at most {MAX_NAME_CHARS} letters, digits, '_', '-' and '.')"
+            )
         path = self.root / f"{name}{SUFFIX}"
         try:
             stat = path.stat()
         except FileNotFoundError:
             raise PromptError(self._unknown(name)) from None
+        except OSError as exc:  # a name the file system refuses (too long for it, ...) is not a prompt here
+            raise PromptError(f"cannot read prompt {name[:60]!r}: {exc.strerror}") from exc
         with self._lock:
             cached = self._cache.get(path)
         if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):

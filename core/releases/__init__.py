@@ -55,8 +55,10 @@ from core.releases.snapshot import (
     load_snapshot,
     read_revision,
 )
+from core.releases.subjects import SUBJECT_MAX_CHARS, InvalidSubject, check_subject
 
 __all__ = [
+    "SUBJECT_MAX_CHARS",
     "Arm",
     "ArmSpec",
     "AuditEntry",
@@ -65,6 +67,7 @@ __all__ = [
     "GateCheck",
     "GateDecision",
     "GateRefused",
+    "InvalidSubject",
     "LabelState",
     "OutcomeComparison",
     "OutcomeSummary",
@@ -77,6 +80,7 @@ __all__ = [
     "VariantSummary",
     "audit_log",
     "bucket",
+    "check_subject",
     "choose_arm",
     "clear_label",
     "compare_variants",

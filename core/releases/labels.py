@@ -20,6 +20,7 @@ from core.config.releases import GatePolicySettings
 from core.prompts import PromptError, PromptRegistry
 from core.releases.errors import GateRefused, ReleaseError
 from core.releases.gate import GateDecision, evaluate_gate
+from core.releases.subjects import check_subject
 from core.tables.common import utc_now
 from core.tables.releases import (
     CANARY,
@@ -188,8 +189,9 @@ def clear_label(
     engine: Engine, subject: str, label: str, *, reason: str | None = None, actor: str | None = None
 ) -> ReleaseChange:
     """Remove the `canary` or `shadow` label (production is moved by promote or rollback, never cleared)."""
+    check_subject(subject)
     if label not in (CANARY, SHADOW):
-        raise ReleaseError(f"only canary and shadow can be cleared, not {label!r}")
+        raise ReleaseError(f"only canary and shadow can be cleared, not {label[:40]!r}")
     with Session(engine) as session:
         row = session.get(ReleaseLabel, (subject, label))
         if row is None:
@@ -212,6 +214,7 @@ def rollback(
 
     Not gated (it returns to a version that already served production); the canary is cleared with it.
     """
+    check_subject(subject)
     with Session(engine) as session:
         current = session.get(ReleaseLabel, (subject, PRODUCTION))
         if current is None:
@@ -250,6 +253,7 @@ def resolve_target(
     prefix, `current` (the file on disk) or omitted (production's version, else the file's). Anything else is
     a model alias and needs `model`.
     """
+    check_subject(subject)
     with Session(engine) as session:
         stored = session.exec(select(PromptSource.version).where(PromptSource.name == subject)).all()
         production = session.get(ReleaseLabel, (subject, PRODUCTION))

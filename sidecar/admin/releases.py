@@ -22,8 +22,10 @@ from typing import Any, ClassVar, TypeVar
 from core.prompts import PromptRegistry
 from core.releases import (
     GateRefused,
+    InvalidSubject,
     ReleaseError,
     audit_log,
+    check_subject,
     clear_label,
     compare_variants,
     list_experiments,
@@ -88,7 +90,7 @@ class _ReleaseRoutes:
         return 200, {"object": "list", "data": [as_document(row) for row in rows]}
 
     async def promote(self, request: JsonRequest) -> tuple[int, Any]:
-        body, subject = request.json(), request.params["subject"]
+        body, subject = request.json(), _subject(request)
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise InvalidRequest("'force' must be true or false", param="force")
@@ -99,7 +101,7 @@ class _ReleaseRoutes:
         return 200, as_document(change)
 
     async def canary(self, request: JsonRequest) -> tuple[int, Any]:
-        body, subject = request.json(), request.params["subject"]
+        body, subject = request.json(), _subject(request)
         weight = body.get("weight")
         if not isinstance(weight, int | float) or isinstance(weight, bool):
             raise InvalidRequest("'weight' must be a number in (0, 1]", param="weight")
@@ -109,21 +111,21 @@ class _ReleaseRoutes:
         return 200, as_document(change)
 
     async def shadow(self, request: JsonRequest) -> tuple[int, Any]:
-        body, subject = request.json(), request.params["subject"]
+        body, subject = request.json(), _subject(request)
         change = await self._call(lambda: set_shadow(
             self._engine(), subject, version=_text(body, "version"), model=_text(body, "model"),
             registry=self._registry(), reason=_text(body, "reason"), actor=_text(body, "actor") or "admin-api"))
         return 200, as_document(change)
 
     async def rollback(self, request: JsonRequest) -> tuple[int, Any]:
-        body, subject = request.json(), request.params["subject"]
+        body, subject = request.json(), _subject(request)
         change = await self._call(lambda: rollback(
             self._engine(), subject, version=_text(body, "version"), model=_text(body, "model"),
             reason=_text(body, "reason"), actor=_text(body, "actor") or "admin-api"))
         return 200, as_document(change)
 
     async def clear(self, request: JsonRequest) -> tuple[int, Any]:
-        subject, label = request.params["subject"], request.params["label"]
+        subject, label = _subject(request), request.params["label"]
         change = await self._call(lambda: clear_label(self._engine(), subject, label, actor="admin-api"))
         return 200, as_document(change)
 
@@ -151,6 +153,14 @@ class _ReleaseRoutes:
                 state.refresh_soon()
             await asyncio.to_thread(publish_change, self.settings.redis_url)
         return result
+
+
+def _subject(request: JsonRequest) -> str:
+    """The path's subject, checked before anything reads a file or the database (400 naming `subject`)."""
+    try:
+        return check_subject(request.params["subject"])
+    except InvalidSubject as exc:
+        raise InvalidRequest(str(exc), param="subject") from exc
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:

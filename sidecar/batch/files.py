@@ -9,12 +9,14 @@ sits in memory; the size limit is `batch.max_file_bytes`.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from sidecar.asgi import (
     JSON_HEADERS,
@@ -32,6 +34,8 @@ from sidecar.errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTo
 
 PREFIX = "/v1/files"
 CHUNK = 256 * 1024
+# RFC 2046 section 5.1.1: 1-70 characters from this set, not ending in a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 class FilesRoute:
@@ -93,6 +97,8 @@ class FilesRoute:
         kind, options = parse_options_header(headers.get(b"content-type", b""))
         if kind != b"multipart/form-data" or b"boundary" not in options:
             raise InvalidRequest("upload a file as multipart/form-data with fields 'file' and 'purpose'")
+        if not _BOUNDARY.fullmatch(options[b"boundary"]):
+            raise InvalidRequest("the multipart boundary must be 1-70 characters allowed by RFC 2046")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise PayloadTooLarge(f"the file exceeds the limit of {self.max_bytes} bytes")
@@ -100,7 +106,21 @@ class FilesRoute:
         upload = self.store.files_dir / f".upload-{uuid.uuid4().hex}"
         form = _Form(upload)
         try:
-            parser = MultipartParser(options[b"boundary"], form.callbacks())
+            await self._parse(receive, MultipartParser(options[b"boundary"], form.callbacks()))
+            form.close()
+            if form.fields.get("purpose") != "batch":
+                raise InvalidRequest("purpose must be 'batch' (the only purpose this server accepts)", param="purpose")
+            if form.filename is None:
+                raise InvalidRequest("the form has no 'file' field", param="file")
+            row = await asyncio.to_thread(self.store.add_file, upload, form.filename, "batch", caller.key_id)
+        finally:
+            form.close()
+            upload.unlink(missing_ok=True)
+        return file_document(row)
+
+    async def _parse(self, receive: Receive, parser: MultipartParser) -> None:
+        """Feed the body to the parser as it arrives; a malformed body is a 400 naming where it broke."""
+        try:
             size = 0
             while True:
                 message = await receive()
@@ -114,16 +134,10 @@ class FilesRoute:
                 if not message.get("more_body", False):
                     break
             parser.finalize()
-            form.close()
-            if form.fields.get("purpose") != "batch":
-                raise InvalidRequest("purpose must be 'batch' (the only purpose this server accepts)", param="purpose")
-            if form.filename is None:
-                raise InvalidRequest("the form has no 'file' field", param="file")
-            row = await asyncio.to_thread(self.store.add_file, upload, form.filename, "batch", caller.key_id)
-        finally:
-            form.close()
-            upload.unlink(missing_ok=True)
-        return file_document(row)
+        except FormParserError as exc:
+            raise InvalidRequest(f"malformed multipart body: {exc}", param="file") from exc
+        if parser.state != MultipartState.END:
+            raise InvalidRequest("malformed multipart body: it ends before its closing boundary", param="file")
 
 
 class _Form:

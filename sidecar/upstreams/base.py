@@ -53,3 +53,33 @@ class UpstreamClient(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class ReadResponse:
+    """An upstream answer whose body has already been read whole (the forwarder reads non-stream answers
+    before returning them, so a body that breaks off is retried like a connection failure)."""
+
+    __slots__ = ("body", "retry_after_s", "status")
+
+    def __init__(self, status: int, body: bytes, retry_after_s: float | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    async def read_from(cls, response: UpstreamResponse) -> ReadResponse:
+        """Read `response` whole and give its connection back; raises what `response.read()` raises."""
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        return cls(response.status, body, response.retry_after_s)
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    def release(self) -> None:
+        """Nothing to give back: the connection was released when the body was read."""

@@ -91,6 +91,8 @@ class LiveRoute:
     fallbacks: list[str] = field(default_factory=list)
     load_settings: LoadSettings = _DEFAULT_LOAD
     affinity: PrefixAffinity | None = None
+    context_window: int | None = None
+    """The model's configured context window: the largest output budget a request may ask for."""
     _tiebreak: itertools.count = field(default_factory=itertools.count)
 
     def pick(self, exclude: set[int], payload: dict[str, Any] | None = None) -> LiveDeployment:

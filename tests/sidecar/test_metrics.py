@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -92,3 +95,40 @@ def test_answers_from_the_cache_bill_no_tokens_or_cost(make_sidecar, fake):
     assert value(families["tollgate_tokens"], "tollgate_tokens_total", direction="output") == usage["completion_tokens"]
     expected_cost = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1e6
     assert abs(value(families["tollgate_cost_usd"], "tollgate_cost_usd_total") - expected_cost) < 1e-12
+
+
+def wait_observed(url: str, requests: int, timeout_s: float = 5.0) -> None:
+    """Wait until the metrics have counted `requests` requests (they are observed just after the answer)."""
+    deadline = time.monotonic() + timeout_s
+    while value(scrape(url)["tollgate_requests"], "tollgate_requests_total") < requests:
+        assert time.monotonic() < deadline, f"metrics never counted {requests} requests"
+        time.sleep(0.01)
+
+
+def series_count(url: str) -> int:
+    return sum(len(samples) for samples in scrape(url).values())
+
+
+def test_client_input_cannot_grow_the_series_count(make_sidecar, fake):
+    """1,000 made-up model names and tag headers: the series count stops growing once the caps are reached."""
+    proxy, _ = make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}]}})
+    rng = random.Random(13)
+
+    def word() -> str:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789-_/.:") for _ in range(rng.randint(1, 30)))
+
+    counts = []
+    with httpx.Client() as client:
+        for index in range(1000):
+            model = "fake-model" if index % 2 else word()
+            headers = {"X-Tollgate-Segment": word(), "X-Tollgate-Prompt": f"{word()}@{word()}",
+                       "X-Tollgate-User": word(), "X-Tollgate-Feature": word(), "X-Request-Id": word() + str(index)}
+            response = client.post(proxy.url + "/chat/completions", json={**CHAT, "model": model}, headers=headers)
+            assert response.status_code == (200 if model == "fake-model" else 404)
+            if index in (149, 999):
+                wait_observed(proxy.url, index + 1)
+                counts.append(series_count(proxy.url))
+    assert counts[0] == counts[1]
+    requests = scrape(proxy.url)["tollgate_requests"]
+    assert {s.labels["model"] for s in requests} == {"fake-model", "unknown"}
+    assert value(requests, "tollgate_requests_total", model="unknown") == 500

@@ -87,3 +87,19 @@ def test_admin_promotion_of_a_passed_version_and_rollback(releases, release_side
     assert back.status_code == 200 and back.json()["after"]["version"] == first
     audit = httpx.get(base(proxy) + "/admin/releases/audit?subject=greet", headers=ADMIN).json()["data"]
     assert [row["action"] for row in audit][:2] == ["rollback", "promote"]
+
+
+def test_admin_release_routes_refuse_bad_subjects_as_json_400(releases, release_sidecar):
+    proxy, _ = release_sidecar()
+    for subject in ("x" * 300, "a%00b", "bad%20name", "%2E%2E", "%2E%2E%5Cx"):
+        for method, action, body in (("POST", "promote", {"model": "fake-model", "force": True, "reason": "r"}),
+                                     ("POST", "canary", {"model": "fake-model", "weight": 0.1}),
+                                     ("POST", "shadow", {"model": "fake-model"}),
+                                     ("POST", "rollback", {}),
+                                     ("DELETE", "canary", None)):
+            response = httpx.request(method, f"{base(proxy)}/admin/releases/{subject}/{action}", json=body,
+                                     headers=ADMIN)
+            assert response.status_code == 400, (subject, action, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "invalid_request_error" and error["param"] == "subject"
+    assert release_status(releases.engine) == []

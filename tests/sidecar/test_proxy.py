@@ -10,18 +10,16 @@ import pytest
 
 from sidecar.fake_upstream import FakeUpstreamThread
 from tests.sidecar.conftest import TrafficCollector
+from tests.waiting import wait_until
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hello there friend"}]}
 
 
-def wait_record(collector: TrafficCollector, request_id: str, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [record for record in collector.records if record.request_id == request_id]
-        if found:
-            return found[0]
-        time.sleep(0.01)
-    raise AssertionError(f"no traffic record for {request_id}")
+def wait_record(collector: TrafficCollector, request_id: str):
+    """The traffic record of `request_id`, once handed over (that happens after the answer went out)."""
+    found = wait_until(lambda: [r for r in collector.records if r.request_id == request_id],
+                       what=f"the traffic record of {request_id}")
+    return found[0]
 
 
 def sse_events(lines: list[str]) -> list[str]:

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import orjson
 import pytest
 import yaml
 
 from sidecar.fake_upstream import FakeBehaviour, FakeUpstreamThread, start_fake_upstream_thread
-from tests.process_tree import command_line, descendants, kill_and_wait_for_tree
+from tests.process_tree import command_line, descendants, is_gone, kill_and_wait_for_tree
 from tests.waiting import wait_until
 
 SUITE = """
@@ -31,7 +32,16 @@ def fake() -> Iterator[FakeUpstreamThread]:
         yield handle
 
 
-def test_a_killed_pytest_leaves_no_sidecar_behind(tmp_path, fake):
+XDIST_SUITE = """
+import pytest
+
+@pytest.mark.parametrize("index", range(6))
+def test_call(llm, index):
+    assert llm({"model": "fake-model", "messages": [{"role": "user", "content": f"hello {index}"}]}).text
+"""
+
+
+def write_config(tmp_path, fake) -> None:
     (tmp_path / "tollgate.yaml").write_text(yaml.safe_dump({
         "data_dir": str(tmp_path / ".tollgate"),
         "database_url": f"sqlite:///{tmp_path}/tollgate.db",
@@ -39,6 +49,10 @@ def test_a_killed_pytest_leaves_no_sidecar_behind(tmp_path, fake):
         "prices": {"fake-model": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
         "embedded": {"enabled": "never"},
     }))  # fmt: skip
+
+
+def test_a_killed_pytest_leaves_no_sidecar_behind(tmp_path, fake):
+    write_config(tmp_path, fake)
     (tmp_path / "test_hold.py").write_text(SUITE)
     marker = tmp_path / "called"
     env = {**os.environ, "TOLLGATE_TEST_MARKER": str(marker), "TOLLGATE_CONFIG": ""}
@@ -58,3 +72,22 @@ def test_a_killed_pytest_leaves_no_sidecar_behind(tmp_path, fake):
         if pytest_run.poll() is None:
             pytest_run.kill()
             pytest_run.wait()
+
+
+def test_an_xdist_sessions_sidecar_ends_with_the_controller(tmp_path, fake):
+    # A worker starts the shared sidecar and the controller owns it: it serves both workers, and it does not
+    # outlive the controller (here the controller does not stop it itself: the tests record no cases).
+    write_config(tmp_path, fake)
+    (tmp_path / "test_calls.py").write_text(XDIST_SUITE)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "test_calls.py"],
+        cwd=tmp_path, env={**os.environ, "TOLLGATE_CONFIG": ""}, capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "6 passed" in result.stdout
+    started = list((tmp_path / ".tollgate" / "run").glob("sidecar-*.json"))
+    pids = [int(orjson.loads(path.read_bytes())["pid"]) for path in started]
+    assert len(pids) <= 1  # none if the controller stopped it (and removed its file) itself
+    assert "tollgate sidecar listening on" in (tmp_path / ".tollgate" / "logs" / "sidecar.log").read_text()
+    wait_until(lambda: all(is_gone(pid) for pid in pids), what=f"the session's sidecar {pids} to exit")

@@ -19,8 +19,9 @@ thread, since no watch thread survives the exec.
 When either fires, the child gets `signal` (SIGTERM by default, so it shuts down as it would for an
 operator) and, if it is still running `kill_after_s` later, SIGKILL. A process that must outlive a worker
 (the sidecar shared by pytest-xdist workers belongs to the controller) watches `owner_pid` instead.
-Limits: a parent that `os.fork()`s without exec passes its write end to the fork, which then keeps its
-children alive until it exits too; a child whose module ignores `signal` lives until `kill_after_s`.
+A fork of the parent (without exec) closes its copy of the write end at once (`os.register_at_fork`).
+Limits: a child whose module ignores `signal` lives until `kill_after_s`; a process that daemonises
+itself (double fork) escapes both watches.
 """
 
 from __future__ import annotations
@@ -54,6 +55,22 @@ class OnParentDeath:
 
 _lock = threading.Lock()
 _pipe: tuple[int, int] | None = None
+
+
+def _forget_pipe_in_fork() -> None:
+    # A fork (without exec) must not hold our write end: our children would then outlive us until it exits.
+    # The read end stays open: a child being started (preexec_fn runs this too) may be about to inherit it.
+    global _pipe
+    if _pipe is not None:
+        try:
+            os.close(_pipe[1])
+        except OSError:
+            pass
+        _pipe = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pipe_in_fork)
 
 
 def _watch_fd() -> int:

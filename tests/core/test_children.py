@@ -6,7 +6,9 @@ the process tree below it from /proc, SIGKILLs the parent and waits for every de
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +111,45 @@ def test_a_child_owned_by_another_process_dies_with_that_process(programs):
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+FORKING_PARENT = """
+import os, sys, threading, time
+from pathlib import Path
+from core.children import popen_module
+
+folder = Path(sys.argv[1])
+# From a thread, so no death signal is armed: only the pipe tells the child its parent died.
+spawner = threading.Thread(target=popen_module, args=("sleeper", [str(folder / "child.pid")]))
+spawner.start()
+spawner.join()
+if os.fork() == 0:
+    time.sleep(600)  # the scenario: a fork (a worker, say) that lives on after its parent died
+    os._exit(0)
+while not (folder / "child.pid").exists():
+    time.sleep(0.01)
+(folder / "started").write_text("")
+time.sleep(600)
+"""
+
+
+def test_a_fork_of_the_parent_does_not_keep_its_children_alive(programs):
+    (programs / "forking_parent.py").write_text(FORKING_PARENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(programs), str(ROOT)])}
+    parent = subprocess.Popen([sys.executable, "-m", "forking_parent", str(programs)], env=env)
+    try:
+        wait_until(lambda: (programs / "started").exists() or parent.poll() is not None, what="the parent")
+        tree = descendants(parent.pid)
+        child = int((programs / "child.pid").read_text())
+        fork = next(pid for pid in tree if pid != child)
+        parent.kill()
+        parent.wait()
+        wait_until(lambda: is_gone(child), what="the child to exit while the fork still runs")
+        assert not is_gone(fork)
+    finally:
+        for pid in descendants(parent.pid) | ({fork} if "fork" in locals() else set()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

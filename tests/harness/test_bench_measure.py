@@ -133,8 +133,9 @@ def test_rate_mode_counts_client_queueing_when_concurrency_is_capped(fake):
     records = run.levels[0].records
     assert [r.scheduled_s for r in records] == pytest.approx(poisson_arrivals(20.0, 1.0, seed=5))
     for record in records:
-        # Latency counts from the due time, so the wait is inside TTFT and end-to-end latency.
-        assert 0.0 <= record.queue_ms <= record.ttft_ms <= record.e2e_ms
+        # Latency counts from the due time, so the wait is inside TTFT and end-to-end latency. (No `0 <=`:
+        # the event loop's timer may wake a request a fraction of a millisecond before it is due.)
+        assert record.queue_ms <= record.ttft_ms <= record.e2e_ms
     # Never two in flight: each request is sent only after the one before it has finished.
     for before, after in itertools.pairwise(records):
         sent = after.scheduled_s + after.queue_ms / 1e3

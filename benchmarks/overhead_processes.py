@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.children import popen  # every server and load generator dies with the benchmark
+
 HERE = Path(__file__).resolve().parent
 NGINX_TEMPLATE = HERE / "nginx" / "mock.conf.in"
 CHAT_MODEL = "bench-model"
@@ -77,7 +79,7 @@ def start_child(
     """Start `command` (stderr to `log`) and wait for a stdout line matching `ready` (its group 1 is the URL)."""
     env = child_env()
     stderr = log.open("w") if log is not None else subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+    process = popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -109,7 +111,7 @@ def start_nginx(scratch: Path) -> Child:
         "-e",
         str(scratch / "logs/error.log"),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    process = popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -239,7 +241,7 @@ def start_litellm(
     command = [str(python), "-m", "litellm.proxy.proxy_cli", "--config", str(folder / "config.yaml")]
     command += ["--host", "127.0.0.1", "--port", str(port), "--telemetry", "False"]
     log = (folder / "litellm.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder)
+    process = popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder)
     child = Child(LITELLM, process, f"http://127.0.0.1:{port}/v1")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

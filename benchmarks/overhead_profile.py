@@ -11,6 +11,8 @@ from typing import Any
 from overhead_measures import wait_for_log_drain, wrk_command
 from overhead_processes import LOGGED, Targets
 
+from core.children import popen
+
 
 def profile_under_load(bench: Targets, seconds: float, folder: Path, prefix: str) -> dict[str, Any]:
     """py-spy (sampling every thread) on each sidecar under the c64 load; collapsed stacks kept in `folder`."""
@@ -18,7 +20,7 @@ def profile_under_load(bench: Targets, seconds: float, folder: Path, prefix: str
     for name, child in bench.sidecars().items():
         stacks = folder / f"{prefix}-profile-{name}.txt"
         command, env = wrk_command(child.url, threads=2, connections=64, duration_s=seconds + 4)
-        load = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
+        load = popen(command, stdout=subprocess.DEVNULL, env=env)
         time.sleep(2)
         record = [
             _py_spy(),

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from overhead_processes import child_env, free_port  # the other benchmarks' process helpers
 
+from core.children import popen
 from core.offline import apply_offline_env
 from core.settings import Settings
 from sidecar.fake_upstream import FakeBehaviour, start_fake_upstream_thread
@@ -136,8 +137,8 @@ class VllmReplicas:
                        "--max-model-len", "2048", "--dtype", "bfloat16", "--enable-prefix-caching",
                        "--num-gpu-blocks-override", str(args.vllm_blocks)]
             log = (log_dir / f"vllm-{index}.log").open("wb")
-            self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                   start_new_session=True))
+            self.processes.append(popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True))
             self.urls.append(f"http://127.0.0.1:{port}/v1")
         deadline = time.monotonic() + 900
         for url, process in zip(self.urls, self.processes):

@@ -38,6 +38,8 @@ from overhead_measures import (
 )
 from overhead_processes import HERE, start_nginx, start_sidecar, tollgate
 
+from core.children import popen
+
 RSS_GOAL_MIB = 100.0
 
 
@@ -79,7 +81,7 @@ def soak(
     command, env = wrk_command(sidecar_url, 2, args.connections, args.minutes * 60)
     started = time.monotonic()
     samples = [sample(sidecar_pid, sidecar_url, started)]
-    load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    load = popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     while load.poll() is None:
         time.sleep(args.interval)
         samples.append(sample(sidecar_pid, sidecar_url, started))

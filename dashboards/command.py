@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
+from core.children import popen_module
 from core.errors import TollgateError
 from core.settings import find_config_file, load_settings
 from dashboards.auth import hash_password
@@ -36,17 +40,39 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if not settings.dashboard.users:
         print("tollgate dashboard: no dashboard.users configured: nobody will be able to sign in", file=sys.stderr)
-    command = streamlit_command(
+    arguments = streamlit_arguments(
         args.address or settings.dashboard.address,
         settings.dashboard.port if args.port is None else args.port,
     )
-    return subprocess.call(command, env=child_env(args.config))
+    # Its own session, so a Ctrl-C reaches it once (forwarded by us), not twice; it dies with us.
+    process = popen_module("streamlit", arguments, env=child_env(args.config), start_new_session=True)
+    return wait_forwarding_signals(process)
 
 
-def streamlit_command(address: str, port: int) -> list[str]:
-    """The Streamlit invocation: loopback by default, headless, usage statistics off."""
+def wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
+    """Wait for `process`, passing SIGTERM and SIGINT on to it; its exit status (0 after a forwarded stop)."""
+    forwarded: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        forwarded.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        status = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if forwarded and status in (0, -forwarded[0]):
+        return 0
+    return 128 - status if status < 0 else status
+
+
+def streamlit_arguments(address: str, port: int) -> list[str]:
+    """The arguments of `python -m streamlit`: loopback by default, headless, usage statistics off."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
+        "run", str(APP),
         f"--server.address={address}",
         f"--server.port={port}",
         "--server.headless=true",

@@ -13,6 +13,7 @@ The plugin is inert for tests that use none of this: it starts no sidecar and op
 
 from __future__ import annotations
 
+import os
 import uuid
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,7 @@ class TollgatePlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["tollgate_session"] = self.session_id
+        node.workerinput["tollgate_owner_pid"] = os.getpid()
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         definition = metafunc.definition

@@ -56,7 +56,11 @@ class TestSession:
             if not url:
                 run_dir = self.settings.data_dir / "run"
                 run_dir = run_dir if run_dir.is_absolute() else self.config.rootpath / run_dir
-                url = shared_sidecar(run_dir, self.session_id, config_file=self.options.config_file)
+                # Under xdist the controller stops the shared sidecar, so it lives as long as the controller.
+                owner = (getattr(self.config, "workerinput", None) or {}).get("tollgate_owner_pid")
+                url = shared_sidecar(
+                    run_dir, self.session_id, config_file=self.options.config_file, owner_pid=owner
+                )
             self.url = url.rstrip("/")
         return self.url
 

@@ -12,16 +12,18 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import orjson
 
+from core.children import OnParentDeath, popen_module
 from harness.errors import HarnessError
 
 READY_PREFIX = "tollgate sidecar listening on "
+# How long a sidecar whose session died gets to flush its traffic log before it is killed.
+SHUTDOWN_GRACE_S = 60.0
 # Sidecars started by this process, kept so they are reaped (not left as zombies or "still running").
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -30,23 +32,26 @@ class SidecarProcess:
     """A `tollgate serve` process; `url` is its OpenAI base URL (ending in `/v1`)."""
 
     def __init__(self, log_path: Path, *, config_file: str | None = None, env: dict[str, str] | None = None,
-                 startup_timeout_s: float = 180.0) -> None:
+                 startup_timeout_s: float = 180.0, owner_pid: int | None = None) -> None:
         self.log_path = log_path
         self._config_file = config_file
         self._env = env
         self._timeout_s = startup_timeout_s
+        # It dies with this process, or with `owner_pid` (the xdist controller that will stop it).
+        self._on_death = OnParentDeath(kill_after_s=SHUTDOWN_GRACE_S, owner_pid=owner_pid)
         self.pid: int | None = None
         self.url = ""
 
     def start(self) -> SidecarProcess:
-        command = [sys.executable, "-m", "core.cli", "serve", "--port", "0", "--log-level", "warning"]
+        arguments = ["serve", "--port", "0", "--log-level", "warning"]
         if self._config_file:
-            command += ["--config", self._config_file]
+            arguments += ["--config", self._config_file]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
-            process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            process = popen_module(
+                "core.cli", arguments, on_death=self._on_death,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, **(self._env or {})}, start_new_session=True,
             )
         self.pid = process.pid
@@ -135,15 +140,22 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def shared_sidecar(run_dir: Path, session_id: str, *, config_file: str | None = None) -> str:
-    """The URL of this session's sidecar, starting it if no process of the session has yet."""
+def shared_sidecar(
+    run_dir: Path, session_id: str, *, config_file: str | None = None, owner_pid: int | None = None
+) -> str:
+    """The URL of this session's sidecar, starting it if no process of the session has yet.
+
+    `owner_pid` is the process whose end stops it (the xdist controller); by default this one.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     info_path = run_dir / f"sidecar-{session_id}.json"
     with (run_dir / f"sidecar-{session_id}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if info_path.exists():
             return str(orjson.loads(info_path.read_bytes())["url"])
-        process = SidecarProcess(run_dir.parent / "logs" / "sidecar.log", config_file=config_file).start()
+        process = SidecarProcess(
+            run_dir.parent / "logs" / "sidecar.log", config_file=config_file, owner_pid=owner_pid
+        ).start()
         info_path.write_bytes(orjson.dumps({"url": process.url, "pid": process.pid}))
         return process.url
 

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +19,7 @@ from typing import Self
 
 import aiohttp
 
+from core.children import OnParentDeath, create_module_subprocess
 from core.settings import EmbeddedSettings
 from sidecar.embedded.errors import EmbeddedModelError
 from sidecar.embedded.model_file import locate_model_file, require_runtime
@@ -159,10 +159,9 @@ class EmbeddedModel:
     ) -> None:
         await self.stop()
 
-    def _command(self) -> list[str]:
+    def _arguments(self) -> list[str]:
         settings = self._settings
         return [
-            sys.executable, "-m", SERVER_MODULE,
             "--model", str(self._model_path),
             "--port", str(self._port),
             "--threads", str(settings.threads),
@@ -178,13 +177,15 @@ class EmbeddedModel:
         with self._log_path.open("ab") as log:
             self._log_offset = log.tell()
             try:
-                process = await asyncio.create_subprocess_exec(
-                    *self._command(),
+                process = await create_module_subprocess(
+                    SERVER_MODULE,
+                    self._arguments(),
+                    on_death=OnParentDeath(kill_after_s=self._stop_grace_s),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
                     # Its own session: a Ctrl-C meant for the sidecar must not kill the child before
-                    # stop() runs (the watch task would restart it); parent death is covered in the child.
+                    # stop() runs (the watch task would restart it); core.children ends it if we die.
                     start_new_session=True,
                 )
             except OSError as exc:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 
+from core.children import OnParentDeath, popen_module
 from sidecar.traffic.wire import CHILD_COUNTERS, Hello, decode_report, encode_hello
 
 logger = logging.getLogger("tollgate.traffic")
@@ -32,8 +32,12 @@ class WriterProcess:
         _enlarge(self._data.fileno())
         child_fds = (data_reader.fileno(), report_writer.fileno())
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", CHILD_MODULE, *map(str, child_fds)],
+            # Never signalled or killed on our death: the data pipe's EOF ends it once everything it
+            # received is stored or spooled.
+            self._process = popen_module(
+                CHILD_MODULE,
+                list(map(str, child_fds)),
+                on_death=OnParentDeath(signal=None, kill_after_s=None),
                 pass_fds=child_fds,
                 stdin=subprocess.DEVNULL,
             )

@@ -65,8 +65,8 @@ def test_hash_password_command_reads_stdin(monkeypatch, capsys):
 
 
 def test_streamlit_runs_headless_on_loopback_without_usage_stats():
-    line = command.streamlit_command("127.0.0.1", 8600)
-    assert line[1:4] == ["-m", "streamlit", "run"] and line[4].endswith("dashboards/app.py")
+    line = command.streamlit_arguments("127.0.0.1", 8600)
+    assert line[0] == "run" and line[1].endswith("dashboards/app.py")
     assert {"--server.address=127.0.0.1", "--server.port=8600", "--server.headless=true",
             "--browser.gatherUsageStats=false"} <= set(line)
 

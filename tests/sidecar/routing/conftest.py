@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,14 +14,6 @@ from sidecar.fake_upstream import FakeBehaviour, FakeUpstreamThread, start_fake_
 def fake3() -> Iterator[FakeUpstreamThread]:
     with start_fake_upstream_thread(FakeBehaviour()) as handle:
         yield handle
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def served(fakes: list[FakeUpstreamThread]) -> list[int]:

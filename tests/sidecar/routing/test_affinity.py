@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from core.config.routing import AffinitySettings
 from sidecar.upstreams.affinity import PrefixAffinity
-from tests.sidecar.routing.conftest import chat, served, wait_until
+from tests.sidecar.routing.conftest import chat, served
+from tests.waiting import wait_until
 
 SYSTEM_A = "You are the booking assistant of Hotel Alpha. " * 20
 SYSTEM_B = "You answer billing questions for Acme Telecom. " * 20

@@ -7,7 +7,8 @@ import httpx
 from core.config.routing import LoadSettings
 from sidecar.upstreams.deployments import LiveDeployment
 from sidecar.upstreams.vllm_metrics import EngineLoad
-from tests.sidecar.routing.conftest import chat, served, wait_until
+from tests.sidecar.routing.conftest import chat, served
+from tests.waiting import wait_until
 
 FAST_SCRAPE = {"load": {"metrics_interval_s": 0.05, "stale_after_s": 2.0}}
 

@@ -20,6 +20,7 @@ from core.costs import CACHE_HITS
 from core.keys import TOKEN_PREFIX, hash_token
 from core.pricing import DEFAULT_PRICES, PriceBook
 from core.settings import Price, Settings
+from core.sse import parse_events
 from sidecar.access.counters import Counters
 from sidecar.access.state import AccessSnapshot, KeyInfo, load_snapshot, spend_id
 from sidecar.errors import Forbidden, RateLimited, Unauthorized
@@ -235,7 +236,7 @@ def _tokens(exchange: Exchange) -> tuple[int, int]:
         tokens_in = len(record.request_body or b"") // 4
     if tokens_out is None:
         if record.stream:
-            tokens_out = sum(chunk.count(b"data: ") for chunk in record.response_chunks)
+            tokens_out = sum(not event.done for event in parse_events(record.response_chunks))
         else:
             tokens_out = len(record.response_body or b"") // 4
     return int(tokens_in), int(tokens_out)

@@ -21,7 +21,8 @@ class NotJsonEvent(Exception):
     """The upstream sent a stream event whose data is not JSON; `ready` holds the events before it."""
 
     def __init__(self, ready: bytes, data: bytes) -> None:
-        super().__init__(f"upstream sent a stream event that is not JSON: {data[:60]!r}")
+        # The data itself is never quoted: it may hold text that output guards would have redacted.
+        super().__init__(f"upstream sent a stream event that is not JSON ({len(data)} bytes)")
         self.ready = ready
 
 

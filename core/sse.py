@@ -30,7 +30,7 @@ class EventStreamError(TollgateError):
     """The stream cannot be parsed (a line longer than the parser's limit)."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Event:
     """One dispatched event: its data (bytes, lines joined by LF), type, last event id and retry."""
 
@@ -67,6 +67,19 @@ class EventStreamParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Parse `chunk` (any slice of the stream); return the events it completed, in order."""
+        if (
+            not self._tail  # the common case first: exactly one `data: ...` event, nothing buffered
+            and chunk.endswith(b"\n\n")
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and not self._data
+            and not self._skip_lf
+            and not self._start
+            and b"\r" not in chunk
+        ):
+            event = Event(chunk[6:-2], self._event or "message", self._last_id, self._retry)
+            self._event = None
+            return [event]
         if self._start:
             chunk = self._strip_bom(chunk)
             if self._start:

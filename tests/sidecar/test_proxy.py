@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from sidecar.fake_upstream import FakeUpstreamThread
+from sidecar.traffic.usage import summarise_stream
 from tests.sidecar.conftest import EVERY_SSE_STYLE, TrafficCollector
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hello there friend"}]}
@@ -79,8 +80,8 @@ def test_stream_is_relayed_chunk_by_chunk(sidecar, fake: FakeUpstreamThread):
     assert arrivals[-2] - arrivals[1] >= 0.05 * 4
     record = wait_record(collector, response.headers["x-request-id"])
     assert record.stream and record.ttft_ms is not None and record.error_class is None
-    raw = b"".join(record.response_chunks)
-    assert b'"usage":{' in raw, "the sidecar must ask the upstream for usage on streams"
+    usage = summarise_stream(record.response_chunks).usage
+    assert usage is not None, "the sidecar must ask the upstream for usage on streams"
 
 
 @EVERY_SSE_STYLE

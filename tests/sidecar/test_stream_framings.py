@@ -56,7 +56,7 @@ def test_a_stream_is_relayed_in_canonical_form_with_done_usage_and_finish_reason
     assert all(c["choices"] for c in chunks), "the usage-only chunk reached a client that did not ask for it"
     # Whatever the upstream's framing, the client gets `data: <json>` events.
     assert raw == b"".join(b"data: " + data + b"\n\n" for data in events)
-    record = wait_record(collector, response.headers["x-request-id"])
+    record = wait_record(collector, response.headers["x-request-id"])  # submitted after `on_done` ran
     assert record.error_class is None, record.error_message  # `data:[DONE]` etc. are not "incomplete"
     assert seen.usage == [expected["prompt_tokens"], expected["completion_tokens"], ["stop"]]
 

@@ -78,8 +78,8 @@ def test_openai_style_streams_are_relayed_with_usage(make_sidecar, upstream, nam
             c["choices"][0].get("finish_reason")] == [finish]
     usage = [c["usage"] for c in chunks if c.get("usage")]
     assert usage[-1]["prompt_tokens"] == prompt_tokens and usage[-1]["completion_tokens"] == completion_tokens
+    record = wait_record(collector, response.headers["x-request-id"])  # submitted after `on_done` ran
     assert seen.usage == [prompt_tokens, completion_tokens, [finish]]
-    record = wait_record(collector, response.headers["x-request-id"])
     assert record.error_class is None, record.error_message
     summary = summarise_stream(record.response_chunks)
     assert summary.text == text and summary.usage is not None

@@ -32,7 +32,7 @@ class UpstreamEvents:
     With `forward_usage` false, the usage-only chunk (the sidecar always asks for it) is noted but not sent.
     """
 
-    __slots__ = ("count", "done", "finish_reasons", "forward_usage", "parser", "usage")
+    __slots__ = ("done", "finish_reasons", "forward_usage", "parser", "usage")
 
     def __init__(self, *, forward_usage: bool = True) -> None:
         self.parser = EventStreamParser()
@@ -40,7 +40,6 @@ class UpstreamEvents:
         self.done = False
         self.usage: dict[str, Any] | None = None  # the last event that carried usage
         self.finish_reasons: list[str] = []
-        self.count = 0  # data events before [DONE]
 
     def feed(self, chunk: bytes) -> bytes:
         """The canonical events completed by `chunk` (b"" when none); raises `NotJsonEvent`."""
@@ -60,7 +59,6 @@ class UpstreamEvents:
                 document = orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise NotJsonEvent(b"".join(out), data) from None
-            self.count += 1
             if type(document) is dict and not self._note(document):
                 continue
             if b"\n" in data:

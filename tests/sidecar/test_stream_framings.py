@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from core.sse import parse_events
 from sidecar.cache.replay import sse_to_document
 from sidecar.pipeline import BaseStage, Exchange
+from sidecar.stream_events import NotJsonEvent, UpstreamEvents
 from sidecar.traffic.usage import summarise_stream
 from tests.sidecar.conftest import EVERY_SSE_STYLE
 from tests.sidecar.test_proxy import CHAT, wait_record
@@ -95,3 +97,15 @@ def test_html_in_a_stream_ends_with_an_error_event_not_done(make_sidecar, fake):
     assert (error["type"], error["code"]) == ("upstream_error", "upstream_invalid_response")
     record = wait_record(collector, response.headers["x-request-id"])
     assert record.error_class == "parse_failure" and "not JSON" in (record.error_message or "")
+
+
+def test_the_reader_normalises_notes_usage_and_never_quotes_bad_data() -> None:
+    events = UpstreamEvents(forward_usage=False)
+    chunk = b'data:{"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\r\n\r\n'
+    assert events.feed(chunk) == b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    assert events.feed(b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n') == b""
+    assert events.usage is not None and events.finish_reasons == ["stop"]
+    assert events.feed(b"data:[DONE]\n\ndata: {\"late\": 1}\n\n") == b"data: [DONE]\n\n" and events.done
+    with pytest.raises(NotJsonEvent) as bad:
+        UpstreamEvents().feed(b'data: {"choices":[]}\n\ndata: <html>secret@example.com</html>\n\n')
+    assert bad.value.ready == b'data: {"choices":[]}\n\n' and "secret" not in str(bad.value)

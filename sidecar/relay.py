@@ -92,8 +92,13 @@ async def _copy_events(
             if ready:
                 await _send_events(send, outcome, ready, filters)
     except NotJsonEvent as exc:
-        if exc.ready:
-            await _send_events(send, outcome, exc.ready, filters)
+        try:
+            if exc.ready:  # the good events before the bad one still go out (through the filters)
+                await _send_events(send, outcome, exc.ready, filters)
+        except StreamBlocked as blocked:
+            await _finish_with_error(send, outcome, blocked.error_class, blocked.message, blocked.code,
+                                     "invalid_request_error")
+            return
         await _finish_with_error(send, outcome, "parse_failure", str(exc), "upstream_invalid_response")
         return
     except UpstreamTimeoutError as exc:

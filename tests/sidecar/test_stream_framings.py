@@ -6,6 +6,7 @@ CR, `id`/`event`/`retry` lines, comments and heartbeats, JSON split over `data` 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -14,7 +15,8 @@ import pytest
 
 from core.sse import parse_events
 from sidecar.cache.replay import sse_to_document
-from sidecar.pipeline import BaseStage, Exchange
+from sidecar.pipeline import BaseStage, Exchange, StreamBlocked
+from sidecar.relay import relay_stream
 from sidecar.stream_events import NotJsonEvent, UpstreamEvents
 from sidecar.traffic.usage import summarise_stream
 from tests.sidecar.conftest import EVERY_SSE_STYLE
@@ -109,3 +111,40 @@ def test_the_reader_normalises_notes_usage_and_never_quotes_bad_data() -> None:
     with pytest.raises(NotJsonEvent) as bad:
         UpstreamEvents().feed(b'data: {"choices":[]}\n\ndata: <html>secret@example.com</html>\n\n')
     assert bad.value.ready == b'data: {"choices":[]}\n\n' and "secret" not in str(bad.value)
+
+
+class _Chunks:
+    """An upstream response that yields fixed chunks."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    async def iter_chunks(self):
+        for chunk in self.chunks:
+            yield chunk
+
+    def release(self) -> None:
+        return None
+
+
+class _BlockEverything:
+    def feed(self, events: bytes) -> bytes:
+        raise StreamBlocked("blocked by policy")
+
+
+def test_a_filter_blocking_the_events_before_non_json_data_still_ends_the_stream_cleanly() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {}
+
+    upstream = _Chunks(b'data: {"choices":[]}\n\ndata: <html>\n\n')
+    outcome = asyncio.run(relay_stream(upstream, send, receive, forward_usage=True,  # type: ignore[arg-type]
+                                       filters=[_BlockEverything()]))
+    assert outcome.error_class == "guardrail"
+    last = sent[-1]
+    assert last["more_body"] is False and b"guardrail_blocked" in last["body"] and b"<html>" not in last["body"]

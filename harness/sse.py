@@ -1,4 +1,8 @@
-"""Reading an OpenAI-style server-sent-event body from aiohttp, shared by the harness client and `tollgate bench`."""
+"""Reading an OpenAI-style server-sent-event body from aiohttp, shared by the harness client and `tollgate bench`.
+
+Events are read with the one event-stream parser (`core.sse`), so any valid framing works: `data:` with or
+without a space, CRLF or CR line ends, comments, `id`/`event`/`retry` lines, data split over several lines.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import time
 from collections.abc import AsyncIterator
 
 import aiohttp
+
+from core.sse import EventStreamParser
 
 
 class StreamState:
@@ -18,18 +24,16 @@ class StreamState:
 
 
 async def sse_payloads(response: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[tuple[float, bytes]]:
-    """Yield `(arrival time, payload)` for each `data:` event before `[DONE]`, reading the body to its end so the
-    connection goes back to the pool. Lines are split here rather than with `response.content`'s readline,
-    which fails on lines over 128 KiB."""
-    tail = b""
-    async for data in response.content.iter_any():
+    """Yield `(arrival time, data)` for each event before `[DONE]`, reading the body to its end so the
+    connection goes back to the pool. Lines are split by the parser rather than with `response.content`'s
+    readline, which fails on lines over 128 KiB."""
+    parser = EventStreamParser()
+    async for chunk in response.content.iter_any():
         now = time.perf_counter()
-        *lines, tail = (tail + data).split(b"\n")
-        for line in lines:
-            if state.done or not line.startswith(b"data:"):
+        for event in parser.feed(chunk):
+            if state.done:
                 continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
+            if event.done:
                 state.done = True
                 continue
-            yield now, payload
+            yield now, event.data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,11 +32,11 @@ from sidecar.errors import (
 from sidecar.forwarding import Forwarder, Started
 from sidecar.pipeline import Exchange, Reply, Stage, StreamFilter
 from sidecar.relay import relay_stream
+from sidecar.stream_events import UpstreamEvents, read_stream
 from sidecar.traffic.record import RawTraffic
 from sidecar.validation import parse_json_object, validate_chat, validate_completion, validate_embeddings
 
 log = logging.getLogger("tollgate.sidecar")
-_FINISH = re.compile(rb'"finish_reason":\s*"([a-z_]+)"')
 Validator = Callable[[dict[str, Any]], None]
 _TAG_HEADERS = {
     b"x-tollgate-user": "user",
@@ -193,9 +192,7 @@ class Endpoint:
         record.status = reply.status
         if reply.sse:
             record.response_chunks = [reply.body]
-            tail = reply.body[-4096:]
-            _take_usage(stream_usage(tail), usage)
-            usage[2] = stream_finish_reasons(tail)
+            _take_stream_usage(read_stream(record.response_chunks), usage)
             headers = SSE_HEADERS + head[1:] + reply.headers
         else:
             record.response_body = reply.body
@@ -259,9 +256,8 @@ class Endpoint:
         wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         outcome = await relay_stream(started.response, send, receive, forward_usage=wants_usage, filters=filters)
         record.response_chunks = outcome.chunks
-        tail = b"".join(outcome.chunks[-3:])  # usage and finish reasons travel in the last events
-        _take_usage(stream_usage(tail), usage)
-        usage[2] = stream_finish_reasons(tail)
+        if outcome.events is not None:
+            _take_stream_usage(outcome.events, usage)
         if outcome.first_event_at is not None:
             record.ttft_ms = (outcome.first_event_at - t0) * 1000.0
         record.error_class = outcome.error_class
@@ -315,24 +311,10 @@ def _take_usage(document: object, usage: list[Any]) -> None:
         usage[1] = reported.get("completion_tokens") if isinstance(reported.get("completion_tokens"), int) else None
 
 
-def stream_usage(tail: bytes) -> dict | None:
-    """The final usage event in the tail of a relayed stream, parsing only the event that carries it."""
-    at = tail.rfind(b'"usage":{')
-    if at < 0:
-        return None
-    start = tail.rfind(b"data: ", 0, at)
-    end = tail.find(b"\n", at)
-    try:
-        document = orjson.loads(tail[start + 6 : end if end >= 0 else None])
-    except orjson.JSONDecodeError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def stream_finish_reasons(tail: bytes) -> list[str] | None:
-    """The finish reasons in the tail of a relayed stream, found without parsing its events."""
-    found = [m.decode() for m in _FINISH.findall(tail)]
-    return found or None
+def _take_stream_usage(events: UpstreamEvents, usage: list[Any]) -> None:
+    """Token counts and finish reasons of a stream, as its reader noted them."""
+    _take_usage(events.usage, usage)
+    usage[2] = events.finish_reasons or None
 
 
 def _read_headers(scope: Scope) -> tuple[dict[str, str], int | None, bytes | None]:

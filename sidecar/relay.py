@@ -1,9 +1,10 @@
 """Relaying a server-sent-event stream to the client as it arrives.
 
-Bytes are forwarded at every complete event boundary, never held back for more. The raw upstream bytes
-are kept (by reference) for the traffic log, which parses usage off the request path. A stream that breaks
-off, goes silent or ends without `[DONE]` is finished with an explicit error event, so a client can never
-mistake a truncated answer for a complete one.
+Events are forwarded as soon as they are complete, never held back for more, re-framed canonically
+(`data: <json>\n\n`) by `stream_events.UpstreamEvents`, which reads any valid SSE framing. The raw upstream
+bytes are kept (by reference) for the traffic log, which parses them off the request path. A stream that
+breaks off, goes silent, sends an event that is not JSON or ends without `[DONE]` is finished with an
+explicit error event, so a client can never mistake a truncated or garbled answer for a complete one.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ from collections.abc import Sequence
 
 import orjson
 
+from core.sse import EventStreamError
 from sidecar.asgi import Receive, Send
 from sidecar.pipeline import StreamBlocked, StreamFilter
+from sidecar.stream_events import NotJsonEvent, UpstreamEvents
 from sidecar.upstreams.base import UpstreamResponse, UpstreamStreamError, UpstreamTimeoutError
-
-DONE = b"data: [DONE]"
 
 
 class StreamOutcome:
     """What happened to one relayed stream."""
 
-    __slots__ = ("chunks", "client_gone", "error_class", "error_message", "first_event_at")
+    __slots__ = ("chunks", "client_gone", "error_class", "error_message", "events", "first_event_at")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
+        self.events: UpstreamEvents | None = None  # what the stream said: [DONE], usage, finish reasons
         self.first_event_at: float | None = None
         self.error_class: str | None = None
         self.error_message: str | None = None
@@ -82,41 +84,48 @@ async def _copy_events(
     forward_usage: bool,
     filters: Sequence[StreamFilter],
 ) -> None:
-    pending = b""
-    saw_done = False
+    events = outcome.events = UpstreamEvents(forward_usage=forward_usage)
     try:
         async for chunk in response.iter_chunks():
             outcome.chunks.append(chunk)
-            pending = pending + chunk if pending else chunk
-            cut = _last_boundary(pending)
-            if cut < 0:
-                continue
-            ready, pending = pending[:cut], pending[cut:]
-            if not forward_usage and b'"usage"' in ready:
-                ready = _drop_usage_only_events(ready)
-            if DONE in ready:
-                saw_done = True
-            for stream_filter in filters:
-                ready = stream_filter.feed(ready)
+            ready = events.feed(chunk)
             if ready:
-                if outcome.first_event_at is None:
-                    outcome.first_event_at = time.perf_counter()
-                await send({"type": "http.response.body", "body": ready, "more_body": True})
+                await _send_events(send, outcome, ready, filters)
+    except NotJsonEvent as exc:
+        try:
+            if exc.ready:  # the good events before the bad one still go out (through the filters)
+                await _send_events(send, outcome, exc.ready, filters)
+        except StreamBlocked as blocked:
+            await _finish_with_error(send, outcome, blocked.error_class, blocked.message, blocked.code,
+                                     "invalid_request_error")
+            return
+        await _finish_with_error(send, outcome, "parse_failure", str(exc), "upstream_invalid_response")
+        return
     except UpstreamTimeoutError as exc:
         await _finish_with_error(send, outcome, "timeout", str(exc), "upstream_timeout")
         return
-    except UpstreamStreamError as exc:
+    except (UpstreamStreamError, EventStreamError) as exc:
         await _finish_with_error(send, outcome, "stream_error", str(exc), "stream_interrupted")
         return
     except StreamBlocked as exc:
         await _finish_with_error(send, outcome, exc.error_class, exc.message, exc.code, "invalid_request_error")
         return
-    if not saw_done:
+    if not events.done:
         await _finish_with_error(
             send, outcome, "stream_error", "upstream stream ended without [DONE]", "stream_incomplete"
         )
         return
-    await send({"type": "http.response.body", "body": pending, "more_body": False})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_events(send: Send, outcome: StreamOutcome, ready: bytes, filters: Sequence[StreamFilter]) -> None:
+    """Pass complete events through the filters (which may raise `StreamBlocked`) to the client."""
+    for stream_filter in filters:
+        ready = stream_filter.feed(ready)
+    if ready:
+        if outcome.first_event_at is None:
+            outcome.first_event_at = time.perf_counter()
+        await send({"type": "http.response.body", "body": ready, "more_body": True})
 
 
 async def _finish_with_error(
@@ -125,29 +134,3 @@ async def _finish_with_error(
     outcome.error_class = error_class
     outcome.error_message = message
     await send({"type": "http.response.body", "body": error_event(message, code, type_), "more_body": False})
-
-
-def _last_boundary(buffer: bytes) -> int:
-    """Index just past the last complete event in `buffer`, or -1."""
-    lf = buffer.rfind(b"\n\n")
-    crlf = buffer.rfind(b"\r\n\r\n")
-    if crlf >= 0 and crlf + 4 > lf + 2:
-        return crlf + 4
-    return lf + 2 if lf >= 0 else -1
-
-
-def _drop_usage_only_events(ready: bytes) -> bytes:
-    """Remove the usage-only final chunk the sidecar asked for but the client did not."""
-    kept = []
-    for event in ready.split(b"\n\n"):
-        if not event.strip():
-            continue
-        if event.startswith(b"data: {") and b'"usage"' in event:
-            try:
-                data = orjson.loads(event[6:])
-            except orjson.JSONDecodeError:
-                data = None
-            if isinstance(data, dict) and not data.get("choices") and data.get("usage"):
-                continue
-        kept.append(event + b"\n\n")
-    return b"".join(kept)

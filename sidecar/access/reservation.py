@@ -16,6 +16,7 @@ from typing import TypeGuard
 
 from core.config.access import AccessSettings
 from core.settings import Price
+from core.sse import parse_events
 from sidecar.pipeline import Exchange
 
 _BYTES_PER_TOKEN = 4
@@ -47,7 +48,7 @@ def used_tokens(exchange: Exchange) -> tuple[int, int]:
         tokens_in = len(record.request_body or b"") // _BYTES_PER_TOKEN
     if tokens_out is None:
         if record.stream:
-            tokens_out = sum(chunk.count(b"data: ") for chunk in record.response_chunks)
+            tokens_out = sum(not event.done for event in parse_events(record.response_chunks))
         else:
             tokens_out = len(record.response_body or b"") // _BYTES_PER_TOKEN
     return int(tokens_in), int(tokens_out)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-DONE = b"data: [DONE]\n\n"
+from core.sse import DONE_EVENT, encode_event, parse_events
 
 
 def document_to_sse(document: dict[str, Any], *, include_usage: bool) -> bytes:
@@ -41,32 +41,32 @@ def document_to_sse(document: dict[str, Any], *, include_usage: bool) -> bytes:
         events.append(_event({**head, "choices": finals}))
     if include_usage and isinstance(document.get("usage"), dict):
         events.append(_event({**head, "choices": [], "usage": document["usage"]}))
-    events.append(DONE)
+    events.append(DONE_EVENT)
     return b"".join(events)
 
 
 def _event(data: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(data) + b"\n\n"
+    return encode_event(orjson.dumps(data))
 
 
 def sse_to_document(chunks: list[bytes], endpoint: str) -> dict[str, Any] | None:
     """The document a relayed stream amounts to; None when it is incomplete or not simple text.
 
-    Streams with tool-call deltas, errors, or without `[DONE]` are not turned into cache entries.
+    Streams with tool-call deltas, errors, or without `[DONE]` are not turned into cache entries. The chunks
+    are the upstream's raw bytes, read with the one event-stream parser whatever their framing.
     """
-    raw = b"".join(chunks)
-    if DONE.strip() not in raw:
+    events = parse_events(chunks)
+    end = next((i for i, item in enumerate(events) if item.done), None)
+    if end is None:
         return None
     chat = endpoint == "chat.completions"
     head: dict[str, Any] | None = None
     texts: dict[int, list[str]] = {}
     finish: dict[int, str | None] = {}
     usage = None
-    for line in raw.split(b"\n"):
-        if not line.startswith(b"data: ") or line == b"data: [DONE]":
-            continue
+    for item in events[:end]:
         try:
-            event = orjson.loads(line[6:])
+            event = orjson.loads(item.data)
         except orjson.JSONDecodeError:
             return None
         if not isinstance(event, dict) or "error" in event:

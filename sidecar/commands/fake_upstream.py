@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from sidecar.fake_upstream.behaviour import FakeBehaviour, parse_fault_spec
+from sidecar.fake_upstream.framing import SseStyle
 from sidecar.fake_upstream.runner import serve_until_signal
 from sidecar.fake_upstream.stats import DEFAULT_HISTORY
 
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "slow_first_byte:0.5 or a JSON behaviour patch",
     )
     parser.add_argument(
+        "--sse-style",
+        default=defaults.sse_style.value,
+        choices=[style.value for style in SseStyle],
+        help="framing of streamed events (default canonical: `data: <json>` + blank line)",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         default=DEFAULT_HISTORY,
@@ -61,6 +68,7 @@ def build_behaviour(args: argparse.Namespace) -> FakeBehaviour:
         "output_tokens": args.output_tokens,
         "embedding_dim": args.embedding_dim,
         "reply": args.reply,
+        "sse_style": args.sse_style,
     }
     if args.models:
         changes["models"] = tuple(args.models)

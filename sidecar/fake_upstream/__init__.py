@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible upstream for tests and benchmarks, served over real loopback HTTP.
 
 It answers deterministically (the text echoes the last user message), streams token by token with
-configurable latency, and injects faults (error statuses, resets, cut streams, hangs, garbage, slow
+configurable latency in any valid SSE framing (`SseStyle`), and injects faults (error statuses, resets, cut streams, hangs, garbage, slow
 first byte) set at start, at run time through `/_fake/*` admin routes, or per request with the
 `X-Fake-Fault` header. `GET /_fake/stats` shows what it received.
 """
@@ -15,6 +15,7 @@ from sidecar.fake_upstream.behaviour import (
     parse_fault_spec,
 )
 from sidecar.fake_upstream.embeddings import embed
+from sidecar.fake_upstream.framing import SseStyle
 from sidecar.fake_upstream.runner import (
     FakeUpstream,
     FakeUpstreamThread,
@@ -31,6 +32,7 @@ __all__ = [
     "FakeUpstreamThread",
     "Fault",
     "ServerState",
+    "SseStyle",
     "build_app",
     "embed",
     "parse_fault_spec",

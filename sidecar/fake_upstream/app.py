@@ -28,6 +28,7 @@ from sidecar.fake_upstream.behaviour import (
     Fault,
 )
 from sidecar.fake_upstream.engine import EngineState
+from sidecar.fake_upstream.framing import SseStyle, frame_event, network_writes
 from sidecar.fake_upstream.replies import build_reply
 from sidecar.fake_upstream.stats import DEFAULT_HISTORY, RequestLog
 from sidecar.fake_upstream.wire import DONE_EVENT, JSON_HEADERS, SSE_HEADERS, Reply, error_reply
@@ -159,24 +160,30 @@ async def _stream(
     cut = behaviour.fault is Fault.CUT
     count = min(behaviour.cut_after, len(reply.events)) if cut else len(reply.events)
     pending: list[bytes] = []
+    style = behaviour.sse_style
     try:
         for index in range(count):
             delay = reply.delay_before(index, behaviour.ttft_s, behaviour.inter_token_s)
             if delay:
                 # Send what is ready before sleeping; with no delays the whole stream is one write.
                 if pending:
-                    await response.write(b"".join(pending))
+                    await _write(response, b"".join(pending), style)
                     pending.clear()
                 await asyncio.sleep(delay)
-            pending.append(reply.events[index])
+            pending.append(frame_event(reply.events[index], style, index))
         if pending:
-            await response.write(b"".join(pending))
+            await _write(response, b"".join(pending), style)
         if cut:
             return await _drop(request, state, reset=False)
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client went away mid-stream: nothing left to do
     return response
+
+
+async def _write(response: web.StreamResponse, payload: bytes, style: SseStyle) -> None:
+    for piece in network_writes(payload, style):
+        await response.write(piece)
 
 
 async def _inject(

@@ -20,6 +20,7 @@ import pydantic
 from pydantic import Field, TypeAdapter
 
 from core.errors import TollgateError
+from sidecar.fake_upstream.framing import SseStyle
 
 FAULT_HEADER = "X-Fake-Fault"
 
@@ -63,6 +64,7 @@ class FakeBehaviour:
     retry_after_s: NonNegativeInt = 1
     cut_after: NonNegativeInt = 2
     slow_first_byte_s: NonNegativeFloat = 1.0
+    sse_style: SseStyle = SseStyle.CANONICAL  # the framing of streamed events (see `framing`)
 
     def patched(self, changes: Mapping[str, Any]) -> FakeBehaviour:
         """A copy with `changes` applied and validated; raises `FakeUpstreamError` on a bad field."""
@@ -81,6 +83,7 @@ class FakeBehaviour:
         data = _as_dict(self)
         data["models"] = list(self.models)
         data["fault"] = self.fault.value
+        data["sse_style"] = self.sse_style.value
         return data
 
 

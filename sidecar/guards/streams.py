@@ -8,6 +8,9 @@
   `lookback` characters, then released up to `lookback` characters from its end, never cutting a value
   seen in it (every kind is shorter than the buffer). Held text goes out with the next events, at the
   latest with the finish event.
+- Events are read with the one event-stream parser (`core.sse`), whatever their framing, and re-emitted in
+  the canonical `data: <json>` form. An event that is not JSON cannot be checked: it is withheld and the
+  stream ends with an error event (`StreamBlocked`), never passed on raw.
 - Checks that need the whole answer (semantic categories, schema, confidence) run when `[DONE]` arrives,
   before it is passed on; one that fails raises `StreamBlocked`, so the client gets an error event instead
   of `[DONE]`.
@@ -21,8 +24,10 @@ from typing import Any
 import orjson
 
 from core.redaction import PLACEHOLDERS, PiiMatch, find_pii, replace_matches
+from core.sse import DONE_EVENT, EventStreamParser, encode_event
 from sidecar.guards.confidence import LogprobTally
 from sidecar.guards.pii import MAX_TOKEN_CHARS, Masker
+from sidecar.pipeline import StreamBlocked
 
 EndCheck = Callable[[str, LogprobTally], None]
 """Called with the answer's text and logprob tally at `[DONE]`; raises `StreamBlocked` to end the stream."""
@@ -127,31 +132,28 @@ class GuardStreamFilter:
         self.text: list[str] = []
         self._last: dict[str, Any] | None = None
         self._done = False
+        self._parser = EventStreamParser()
 
     def feed(self, events: bytes) -> bytes:
-        if b"\r\n" in events:
-            events = events.replace(b"\r\n", b"\n")
         out: list[bytes] = []
-        for event in events.split(b"\n\n"):
-            if not event.strip():
-                continue
-            if event.startswith(b"data: [DONE]"):
+        for event in self._parser.feed(events):
+            if event.done:
                 out.extend(self._finish())
-                out.append(event + b"\n\n")
-            elif event.startswith(b"data: {"):
-                out.append(self._event(event))
+                out.append(DONE_EVENT)
             else:
-                out.append(event + b"\n\n")
+                out.append(self._event(event.data))
         return b"".join(out)
 
-    def _event(self, event: bytes) -> bytes:
+    def _event(self, data: bytes) -> bytes:
         try:
-            document = orjson.loads(event[6:])
+            document = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return event + b"\n\n"
+            # Text that cannot be read cannot be checked: withhold it and end the stream.
+            raise StreamBlocked("the upstream sent an answer event that is not JSON; it was withheld",
+                                code="upstream_invalid_response", error_class="parse_failure") from None
         choices = document.get("choices") if isinstance(document, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return event + b"\n\n"
+            return encode_event(data)
         choice = choices[0]
         self._last = document
         changed = False
@@ -177,7 +179,7 @@ class GuardStreamFilter:
                     name = "content"
                 slot[name] = (slot.get(name) or "") + rest
                 changed = True
-        return b"data: " + orjson.dumps(document) + b"\n\n" if changed else event + b"\n\n"
+        return b"data: " + orjson.dumps(document) + b"\n\n" if changed else encode_event(data)
 
     def _finish(self) -> list[bytes]:
         """Before `[DONE]`: the held text, then the whole-answer checks (which may end the stream)."""

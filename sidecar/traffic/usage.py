@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from core.pricing import cached_tokens
+from core.sse import parse_events
 
 logger = logging.getLogger("tollgate.traffic")
 
@@ -71,17 +72,15 @@ def usage_from(document: Any) -> Usage | None:
 def summarise_stream(chunks: list[bytes]) -> StreamSummary:
     """Rebuild the streamed text and find the last chunk carrying usage.
 
-    Chunks are raw bytes as relayed, so an event may be split across chunks: they are joined first.
+    Chunks are the upstream's raw bytes, in any valid SSE framing and split anywhere; they are read with the
+    one event-stream parser.
     """
     parts: list[str] = []
     usage: Usage | None = None
-    for line in b"".join(chunks).splitlines():
-        if not line.startswith(b"data:"):
-            continue
-        payload = line[5:].strip()
-        if not payload or payload == b"[DONE]":
-            continue
-        event = parse_json(payload)
+    for item in parse_events(chunks):
+        if item.done:
+            break
+        event = parse_json(item.data)
         if not isinstance(event, dict):
             continue
         usage = usage_from(event) or usage

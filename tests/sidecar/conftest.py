@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.settings import Settings
-from sidecar.fake_upstream import FakeBehaviour, FakeUpstreamThread, start_fake_upstream_thread
+from sidecar.fake_upstream import FakeBehaviour, FakeUpstreamThread, SseStyle, start_fake_upstream_thread
 from sidecar.testing import ThreadedSidecar
 from sidecar.traffic.record import RawTraffic
 
@@ -49,9 +49,19 @@ class TrafficCollector:
         return matches[0]
 
 
+EVERY_SSE_STYLE = pytest.mark.parametrize("sse_style", [style.value for style in SseStyle])
+"""Run a streaming test against the fake upstream in every SSE framing (it overrides the `sse_style` fixture)."""
+
+
 @pytest.fixture
-def fake() -> Iterator[FakeUpstreamThread]:
-    with start_fake_upstream_thread(FakeBehaviour()) as handle:
+def sse_style() -> str:
+    """The framing of the fake upstream's streams; streaming tests parametrize it with `EVERY_SSE_STYLE`."""
+    return SseStyle.CANONICAL.value
+
+
+@pytest.fixture
+def fake(sse_style: str) -> Iterator[FakeUpstreamThread]:
+    with start_fake_upstream_thread(FakeBehaviour(sse_style=SseStyle(sse_style))) as handle:
         yield handle
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import itertools
@@ -17,11 +18,14 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from core.sse import parse_events
+from sidecar.commands.fake_upstream import add_arguments, build_behaviour
 from sidecar.fake_upstream import (
     FakeBehaviour,
     FakeUpstream,
     FakeUpstreamError,
     Fault,
+    SseStyle,
     embed,
     parse_fault_spec,
     start_fake_upstream_thread,
@@ -522,3 +526,28 @@ def test_command_rejects_a_bad_fault_in_one_line() -> None:
         "(choose from none, status, reset, cut, hang, garbage, slow_first_byte)"
     )
     assert result.stderr.strip().splitlines() == [expected]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", [style.value for style in SseStyle])
+async def test_every_sse_style_carries_the_same_events(client: httpx.AsyncClient, style: str) -> None:
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    canonical = await client.post("/v1/chat/completions", json=body)
+    framed = await client.post("/v1/chat/completions", json=body, headers={"X-Fake-Fault": f'{{"sse_style": "{style}"}}'})
+    expected = events_of(canonical.content)
+
+    def comparable(data: bytes) -> object:
+        return data if data == b"[DONE]" else {**orjson.loads(data), "created": None}
+
+    assert [comparable(e.data) for e in parse_events([framed.content])] == [comparable(d) for d in expected]
+    if style != "canonical" and style != "tiny-chunks":
+        assert framed.content != canonical.content
+
+
+def test_the_sse_style_is_a_command_line_option() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert build_behaviour(parser.parse_args(["--sse-style", "crlf"])).sse_style is SseStyle.CRLF
+    assert build_behaviour(parser.parse_args([])).sse_style is SseStyle.CANONICAL
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sse-style", "telegraph"])

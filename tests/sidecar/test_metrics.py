@@ -8,6 +8,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.sidecar.conftest import EVERY_SSE_STYLE
 from tests.sidecar.test_proxy import CHAT, wait_record
 
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
@@ -24,6 +25,7 @@ def value(samples: list, name: str, **labels: str) -> float:
     return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
+@EVERY_SSE_STYLE
 def test_metrics_count_requests_latency_tokens_and_cost(make_sidecar, fake):
     proxy, collector = make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}], "price": PRICE}})
     headers = {"X-Tollgate-Segment": "business", "X-Tollgate-Prompt": "booking_extract@v1"}

@@ -7,6 +7,7 @@ import orjson
 
 from sidecar.errors import GuardrailBlocked
 from sidecar.pipeline import BaseStage, Exchange, Reply, StreamBlocked
+from tests.sidecar.conftest import EVERY_SSE_STYLE
 from tests.sidecar.test_proxy import CHAT, sse_events, wait_record
 
 MODELS_KEY = "fake-model"
@@ -144,6 +145,7 @@ class Filtering(BaseStage):
         return self.make()
 
 
+@EVERY_SSE_STYLE
 def test_stream_filters_rewrite_events(make_sidecar, fake):
     proxy, _ = make_sidecar(models(fake), stages=lambda _rt: [Filtering(Upper)])
     with httpx.stream("POST", proxy.url + "/chat/completions", json={**CHAT, "stream": True}) as response:
@@ -155,6 +157,7 @@ def test_stream_filters_rewrite_events(make_sidecar, fake):
     assert all(c.startswith("X") for c in contents if c)
 
 
+@EVERY_SSE_STYLE
 def test_a_blocked_stream_ends_with_an_error_event(make_sidecar, fake):
     proxy, collector = make_sidecar(models(fake), stages=lambda _rt: [Filtering(Blocker)])
     with httpx.stream("POST", proxy.url + "/chat/completions", json={**CHAT, "stream": True}) as response:

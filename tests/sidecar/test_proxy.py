@@ -7,7 +7,8 @@ import orjson
 import pytest
 
 from sidecar.fake_upstream import FakeUpstreamThread
-from tests.sidecar.conftest import TrafficCollector
+from sidecar.traffic.usage import summarise_stream
+from tests.sidecar.conftest import EVERY_SSE_STYLE, TrafficCollector
 from tests.waiting import wait_until
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hello there friend"}]}
@@ -55,6 +56,7 @@ def test_tags_and_request_id_come_from_headers(sidecar):
     assert (record.prompt_name, record.prompt_version) == ("booking_extract", "abc123")
 
 
+@EVERY_SSE_STYLE
 def test_stream_is_relayed_chunk_by_chunk(sidecar, fake: FakeUpstreamThread):
     proxy, collector = sidecar
     fake.set_behaviour(inter_token_s=0.05, output_tokens=6)
@@ -72,10 +74,11 @@ def test_stream_is_relayed_chunk_by_chunk(sidecar, fake: FakeUpstreamThread):
     # test_stream_relay.py (an upstream that holds the rest until the client has the first token).
     record = wait_record(collector, response.headers["x-request-id"])
     assert record.stream and record.ttft_ms is not None and record.error_class is None
-    raw = b"".join(record.response_chunks)
-    assert b'"usage":{' in raw, "the sidecar must ask the upstream for usage on streams"
+    usage = summarise_stream(record.response_chunks).usage
+    assert usage is not None, "the sidecar must ask the upstream for usage on streams"
 
 
+@EVERY_SSE_STYLE
 def test_stream_usage_is_forwarded_when_the_client_asks(sidecar, fake: FakeUpstreamThread):
     proxy, _ = sidecar
     request = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
@@ -161,6 +164,7 @@ def test_hanging_upstream_times_out_with_504(make_sidecar, fake: FakeUpstreamThr
     assert wait_record(collector, response.headers["x-request-id"]).error_class == "timeout"
 
 
+@EVERY_SSE_STYLE
 def test_mid_stream_cut_ends_with_an_error_event_not_done(sidecar, fake: FakeUpstreamThread):
     proxy, collector = sidecar
     fake.set_behaviour(fault="cut", cut_after=3, output_tokens=10)

@@ -6,7 +6,7 @@ import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar.testing import ThreadedSidecar
-from tests.sidecar.conftest import TrafficCollector, sidecar_settings
+from tests.sidecar.conftest import EVERY_SSE_STYLE, TrafficCollector, sidecar_settings
 from tests.sidecar.test_proxy import CHAT, wait_record
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -20,6 +20,7 @@ def start(tmp_path, fake, exporter):
     return proxy, collector
 
 
+@EVERY_SSE_STYLE
 def test_spans_carry_genai_attributes_and_the_callers_parent(tmp_path, fake):
     exporter = InMemorySpanExporter()
     proxy, collector = start(tmp_path, fake, exporter)

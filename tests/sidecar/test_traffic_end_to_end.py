@@ -18,6 +18,7 @@ from core.database import open_database
 from core.settings import Settings
 from sidecar.testing import ThreadedSidecar
 from tests.conftest import free_port
+from tests.sidecar.conftest import EVERY_SSE_STYLE
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "mail me at jane.doe@example.com please"}]}
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
@@ -43,6 +44,7 @@ def settings_for(tmp_path: Path, fake_url: str, database_url: str | None, **extr
     )
 
 
+@EVERY_SSE_STYLE
 def test_requests_are_logged_with_usage_cost_and_redaction(tmp_path, fake, db_url):
     settings = settings_for(tmp_path, fake.url, db_url)
     with ThreadedSidecar(settings) as proxy:

@@ -14,6 +14,7 @@ from core.database import open_database
 from core.keys import create_key
 from core.settings import Settings
 from sidecar.testing import ThreadedSidecar
+from tests.sidecar.conftest import EVERY_SSE_STYLE
 from tests.sidecar.test_proxy import CHAT
 
 PRICE = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
@@ -36,6 +37,7 @@ def stream(proxy: ThreadedSidecar, token: str) -> httpx.Response:
     return response
 
 
+@EVERY_SSE_STYLE
 def test_streamed_calls_are_costed_from_the_final_chunk_or_an_estimate(tmp_path, fake):
     settings = settings_for(tmp_path, fake)
     engine = open_database(settings.resolved_database_url)

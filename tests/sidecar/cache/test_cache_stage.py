@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from tests.sidecar.conftest import EVERY_SSE_STYLE
 from tests.sidecar.test_proxy import sse_events, wait_record
 from tests.waiting import wait_until
 
@@ -50,6 +51,7 @@ def test_exact_cache_miss_then_hit_without_calling_the_upstream(make_sidecar, fa
     assert ask(proxy, chat("what is the capital of Spain", temperature=0.7)).headers["x-tollgate-cache"] == "miss"
 
 
+@EVERY_SSE_STYLE
 def test_stream_and_plain_requests_share_entries_and_hits_replay_as_sse(make_sidecar, fake):
     proxy, _ = make_sidecar(models(fake), cache={"enabled": True})
     plain = ask(proxy, chat("tell me about trains"))

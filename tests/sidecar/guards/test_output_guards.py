@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from tests.sidecar.conftest import EVERY_SSE_STYLE
 from tests.sidecar.guards.helpers import (
     MODEL,
     LogprobUpstream,
@@ -117,6 +118,7 @@ def test_escalation_answers_422_and_queues_a_review(make_sidecar, fake, streamed
     assert record.review_reason.startswith("guard: output_schema output_validation_failed")
 
 
+@EVERY_SSE_STYLE
 def test_a_stream_checked_at_its_end_ends_with_an_error_event(make_sidecar, fake):
     proxy, collector = make_sidecar(models(fake), guards=schema_guard(stream="end_check"))
     # Token gaps make the upstream send events one by one, so all text is out before `[DONE]` is held.
@@ -156,6 +158,7 @@ def test_pii_in_an_answer_is_redacted(make_sidecar, fake):
     assert steps(wait_record(collector, response.headers["x-request-id"])) == [("pii_detected", "redact")]
 
 
+@EVERY_SSE_STYLE
 def test_pii_in_a_stream_is_redacted_on_the_fly_without_holding_the_answer(make_sidecar, fake):
     settings = {**policy({"type": "pii", "where": "output", "action": "redact"}), "stream_lookback_chars": 40}
     proxy, collector = make_sidecar(models(fake), guards=settings)
@@ -171,6 +174,7 @@ def test_pii_in_a_stream_is_redacted_on_the_fly_without_holding_the_answer(make_
     assert ("pii_detected", "redact") in steps(wait_record(collector, request_id))
 
 
+@EVERY_SSE_STYLE
 def test_pii_blocked_in_a_stream_stops_before_the_value_goes_out(make_sidecar, fake):
     proxy, collector = make_sidecar(models(fake), guards=policy({"type": "pii", "where": "output", "action": "block"}))
     fake.script({"reply": PII_REPLY})
@@ -180,6 +184,7 @@ def test_pii_blocked_in_a_stream_stops_before_the_value_goes_out(make_sidecar, f
     assert wait_record(collector, request_id).error_class == "guardrail"
 
 
+@EVERY_SSE_STYLE
 def test_masked_values_are_restored_in_a_stream(make_sidecar, fake):
     proxy, _ = make_sidecar(models(fake), guards=policy({"type": "pii", "action": "redact", "restore": True}))
     status, _, events = stream(proxy, chat("ana@example.org said hi"))

@@ -17,7 +17,7 @@ from sidecar.guards.detectors import InjectionDetector, PiiDetector, SizeDetecto
 from sidecar.guards.pii import Masker
 from sidecar.guards.stage import compile_check
 from sidecar.guards.streams import GuardStreamFilter, LookBack
-from sidecar.pipeline import Exchange
+from sidecar.pipeline import Exchange, StreamBlocked
 from sidecar.traffic.record import RawTraffic
 
 PII_SAMPLES = [
@@ -163,3 +163,15 @@ def test_the_stream_filter_keeps_the_event_structure_for_arbitrary_deltas(deltas
 @pytest.mark.parametrize("text", ["", " ", "\x00", "[EMAIL_1", "[EMAIL_99]"])
 def test_restoring_unknown_or_partial_tokens_keeps_them(text: str) -> None:
     assert Masker(["email"]).restore(text) == text
+
+
+def test_the_stream_filter_reads_any_framing_and_withholds_what_it_cannot_parse() -> None:
+    lookback = LookBack(24, ["email"], True, None, None)
+    stream_filter = GuardStreamFilter(lookback, [], None, False)
+    chunk = {"object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": "mail ana@example.org now"}, "finish_reason": "stop"}]}
+    out = stream_filter.feed(b"data:" + orjson.dumps(chunk) + b"\r\n\r\n")  # no space, CRLF
+    assert b"ana@example.org" not in out and b"[EMAIL]" in out and out.startswith(b"data: {")
+    with pytest.raises(StreamBlocked) as blocked:
+        stream_filter.feed(b"data: <html>ana@example.org</html>\n\n")
+    assert blocked.value.code == "upstream_invalid_response"

@@ -8,7 +8,7 @@ import pytest
 
 from sidecar.upstreams.deployments import server_root
 from sidecar.upstreams.vllm_metrics import parse_vllm_metrics
-from tests.sidecar.routing.conftest import wait_until
+from tests.waiting import wait_until
 from tests.sidecar.test_proxy import wait_record
 
 pytestmark = pytest.mark.vllm
@@ -61,7 +61,7 @@ def test_a_stream_from_vllm_carries_usage(vllm_sidecar):
 def test_the_sidecar_scrapes_and_health_checks_vllm(vllm_sidecar):
     proxy, _ = vllm_sidecar
     deployment = proxy.app.runtime.routes["local"].deployments[0]
-    wait_until(lambda: deployment.engine is not None, timeout_s=10, what="a scrape of vLLM's metrics")
+    wait_until(lambda: deployment.engine is not None, timeout=10, what="a scrape of vLLM's metrics")
     assert deployment.healthy
     text = httpx.get(proxy.url.removesuffix("/v1") + "/metrics", timeout=10).text
     assert 'tollgate_vllm_engine{deployment="vllm-0",figure="kv_cache_usage",model="local"}' in text

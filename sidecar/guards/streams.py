@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from core.redaction import PLACEHOLDERS, PiiMatch, find_pii, replace_matches
+from core.redaction import PLACEHOLDERS, PiiMatch, find_pii, redact_pii, replace_matches
 from core.sse import DONE_EVENT, EventStreamParser, encode_event
 from sidecar.guards.confidence import LogprobTally
 from sidecar.guards.pii import MAX_TOKEN_CHARS, Masker
@@ -153,7 +153,7 @@ class GuardStreamFilter:
                                 code="upstream_invalid_response", error_class="parse_failure") from None
         choices = document.get("choices") if isinstance(document, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return encode_event(data)
+            return self._other_event(document, data)
         choice = choices[0]
         self._last = document
         changed = False
@@ -180,6 +180,19 @@ class GuardStreamFilter:
                 slot[name] = (slot.get(name) or "") + rest
                 changed = True
         return b"data: " + orjson.dumps(document) + b"\n\n" if changed else encode_event(data)
+
+    def _other_event(self, document: Any, data: bytes) -> bytes:
+        """An event that is not an answer chunk (usage, an upstream `error` event): an upstream may quote the
+        prompt or the answer in it, so its strings get the same PII policy as the answer's."""
+        lookback = self.lookback
+        if lookback is None or not lookback.kinds:
+            return encode_event(data)
+        redacted, count = _redact_strings(document, lookback.kinds)
+        if not count:
+            return encode_event(data)
+        if lookback.found is not None:
+            lookback.found(data.decode(errors="replace"))  # a `block` action ends the stream here
+        return b"data: " + orjson.dumps(redacted) + b"\n\n" if lookback.redact else encode_event(data)
 
     def _finish(self) -> list[bytes]:
         """Before `[DONE]`: the held text, then the whole-answer checks (which may end the stream)."""
@@ -208,6 +221,23 @@ class GuardStreamFilter:
         base["choices"] = [choice]
         base.pop("usage", None)
         return b"data: " + orjson.dumps(base) + b"\n\n"
+
+
+def _redact_strings(value: Any, kinds: Sequence[str]) -> tuple[Any, int]:
+    """`value` (parsed JSON) with PII replaced in every string, and how many values were replaced."""
+    if isinstance(value, str):
+        return redact_pii(value, kinds)
+    if isinstance(value, list):
+        pairs = [_redact_strings(item, kinds) for item in value]
+        return [item for item, _ in pairs], sum(count for _, count in pairs)
+    if isinstance(value, dict):
+        total = 0
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[key], count = _redact_strings(item, kinds)
+            total += count
+        return out, total
+    return value, 0
 
 
 def _safe_cut(text: str, limit: int) -> int | None:

@@ -175,3 +175,18 @@ def test_the_stream_filter_reads_any_framing_and_withholds_what_it_cannot_parse(
     with pytest.raises(StreamBlocked) as blocked:
         stream_filter.feed(b"data: <html>ana@example.org</html>\n\n")
     assert blocked.value.code == "upstream_invalid_response"
+
+
+def test_events_that_are_not_answer_chunks_get_the_same_pii_policy() -> None:
+    # An upstream error event may quote the prompt or the answer; it has no `choices` to redact through.
+    error = {"error": {"message": "cannot answer ana@example.org at +1 415 555 0123", "type": "server_error"}}
+    redacting = GuardStreamFilter(LookBack(24, ["email", "phone"], True, None, None), [], None, False)
+    out = redacting.feed(b"data:" + orjson.dumps(error) + b"\n\n")
+    assert b"ana@example.org" not in out and b"555 0123" not in out and b"[EMAIL]" in out
+    assert orjson.loads(out[6:])["error"]["type"] == "server_error"
+    seen: list[str] = []
+    flagging = GuardStreamFilter(LookBack(24, ["email"], False, None, seen.append), [], None, False)
+    flagging.feed(b"data: " + orjson.dumps(error) + b"\n\n")
+    assert seen and "ana@example.org" in seen[0]
+    usage = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+    assert orjson.loads(redacting.feed(b"data: " + orjson.dumps(usage) + b"\n\n")[6:]) == usage

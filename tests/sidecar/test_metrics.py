@@ -99,7 +99,7 @@ def test_answers_from_the_cache_bill_no_tokens_or_cost(make_sidecar, fake):
     assert abs(value(families["tollgate_cost_usd"], "tollgate_cost_usd_total") - expected_cost) < 1e-12
 
 
-def wait_observed(url: str, requests: int, timeout_s: float = 5.0) -> None:
+def wait_observed(url: str, requests: int, timeout_s: float = 30.0) -> None:
     """Wait until the metrics have counted `requests` requests (they are observed just after the answer)."""
     deadline = time.monotonic() + timeout_s
     while value(scrape(url)["tollgate_requests"], "tollgate_requests_total") < requests:

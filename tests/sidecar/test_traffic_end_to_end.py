@@ -129,7 +129,7 @@ def test_database_outage_spools_then_replays_on_next_start(tmp_path, fake, db_ur
     assert "jane.doe@example.com" not in "".join(p.read_text() for p in spool_files)
     settings_up = settings_for(tmp_path, fake.url, db_url)
     with ThreadedSidecar(settings_up):
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             logged = {row["request_id"] for row in traffic_rows(settings_up.resolved_database_url)}
             if set(ids) <= logged:

@@ -14,7 +14,7 @@ def serving(proxy) -> str:
     return httpx.post(proxy.url + "/chat/completions", json=body).headers["x-tollgate-prompt-version"]
 
 
-def wait_serving(proxy, version: str, timeout_s: float = 10.0) -> str:
+def wait_serving(proxy, version: str, timeout_s: float = 30.0) -> str:
     deadline = time.monotonic() + timeout_s
     seen = serving(proxy)
     while seen != version and time.monotonic() < deadline:

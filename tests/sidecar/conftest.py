@@ -112,3 +112,30 @@ def make_sidecar(tmp_path: Path) -> Iterator[SidecarFactory]:
 def sidecar(make_sidecar: SidecarFactory, fake: FakeUpstreamThread) -> tuple[ThreadedSidecar, TrafficCollector]:
     """A sidecar whose model `fake-model` is served by the fake upstream."""
     return make_sidecar({"fake-model": {"deployments": [{"base_url": fake.url}]}})
+
+
+@pytest.fixture
+def db(tmp_path):
+    """The SQLite database a sidecar made by `make_sidecar` writes (under `tmp_path/.tollgate`)."""
+    from core.database import open_database
+
+    engine = open_database(f"sqlite:///{tmp_path / '.tollgate' / 'tollgate.db'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The shared Redis server's test database; skipped (or failed under CI) when it does not answer."""
+    import redis
+
+    from tests.conftest import REDIS_URL, skip_or_fail
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL

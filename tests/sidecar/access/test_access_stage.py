@@ -6,24 +6,14 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
 from core.budgets import add_budget
 from core.costs import record_costs
-from core.database import open_database
 from core.keys import create_key
 from tests.sidecar.test_proxy import CHAT, wait_record
 
 ADMIN_KEY = "admin-secret-for-tests"
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}  # $0.001 a token: budgets run out fast
-
-
-@pytest.fixture
-def db(tmp_path):
-    """The database the sidecars of `make_sidecar` use (their data_dir's SQLite file)."""
-    engine = open_database(f"sqlite:///{tmp_path / '.tollgate' / 'tollgate.db'}")
-    yield engine
-    engine.dispose()
 
 
 def models(fake, price=None) -> dict:

@@ -8,35 +8,12 @@ import httpx
 import pytest
 
 from core.budgets import add_budget
-from core.database import open_database
 from core.keys import create_key
 from sidecar.fake_upstream import FakeBehaviour, start_fake_upstream_thread
-from tests.conftest import REDIS_URL, skip_or_fail
 
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}  # $0.001 a token
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hello there friend"}], "max_tokens": 16}
 BUDGET = 0.2  # about ten calls of $0.019
-
-
-@pytest.fixture
-def db(tmp_path):
-    engine = open_database(f"sqlite:///{tmp_path / '.tollgate' / 'tollgate.db'}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def redis_url() -> str:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -11,33 +11,10 @@ import httpx
 import pytest
 import yaml
 
-from core.database import open_database
 from core.keys import create_key, revoke_key
-from tests.conftest import REDIS_URL, skip_or_fail
 from tests.sidecar.access.test_access_stage import ADMIN_KEY, eventually, models, post
 
 TOLLGATE = str(Path(sys.executable).parent / "tollgate")
-
-
-@pytest.fixture
-def db(tmp_path):
-    engine = open_database(f"sqlite:///{tmp_path / '.tollgate' / 'tollgate.db'}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def redis_url() -> str:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture

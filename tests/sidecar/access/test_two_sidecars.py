@@ -15,7 +15,6 @@ import yaml
 from core.budgets import add_budget
 from core.database import open_database
 from core.keys import create_key
-from tests.conftest import REDIS_URL, skip_or_fail
 from tests.sidecar.access.test_access_stage import eventually
 from tests.sidecar.test_proxy import CHAT
 
@@ -23,20 +22,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 ADMIN_KEY = "two-sidecars-admin-key"
 TOLLGATE = str(Path(sys.executable).parent / "tollgate")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture

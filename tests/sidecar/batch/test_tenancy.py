@@ -7,20 +7,12 @@ import httpx
 import pytest
 
 from core.budgets import add_budget
-from core.database import open_database
 from core.keys import create_key
 from tests.sidecar.access.test_access_stage import eventually
 from tests.sidecar.batch.test_batches import MODEL, jsonl, models
 
 ADMIN_KEY = "tenancy-admin-key"
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}  # $0.001 a token
-
-
-@pytest.fixture
-def db(tmp_path):
-    engine = open_database(f"sqlite:///{tmp_path / '.tollgate' / 'tollgate.db'}")
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -35,6 +35,11 @@ _OPTIONS: list[tuple[str, str, str, str | None]] = [
 ]
 
 
+def option_dests() -> list[str]:
+    """The destinations of the value options (all default to None on the command line)."""
+    return [ini for _, ini, _, _ in _OPTIONS]
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("tollgate", "Tollgate LLM regression suites")
     for flag, ini, help_text, default in _OPTIONS:

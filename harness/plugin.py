@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from harness.judges.session import SessionJudges
     from harness.recorder import Recorder
     from harness.session import TestSession
+    from harness.verdict import GateVerdict
 
 CASE_PROPERTY = "tollgate_case"
 
@@ -74,6 +75,7 @@ class TollgatePlugin:
         self._tests_started = False
         self._datasets: dict[Any, tuple[str, str]] = {}
         self.active = False
+        self.verdict: GateVerdict | None = None  # set when a recorded run finishes
 
     def activate(self) -> None:
         """The run uses Tollgate: apply the quiet/offline environment before any library it loads is imported.
@@ -231,6 +233,22 @@ class TollgatePlugin:
         path = self.config.rootpath / report_path
         self.recorder.write_report(path)
         self._junit_properties()
+        from harness.verdict import gate_verdict
+
+        self.verdict = gate_verdict(self.recorder, self.options)
+        self._write_markdown()
+
+    def _write_markdown(self) -> None:
+        if self.recorder is None or self.verdict is None or not (self.options.markdown or self.options.step_summary):
+            return
+        from harness.markdown import render_markdown, write_markdown
+
+        judges = self.judges.counts if "judges" in self.__dict__ else None
+        text = render_markdown(self.recorder, self.options, self.verdict, judges)
+        try:
+            write_markdown(text, self.options, self.config.rootpath)
+        except OSError as exc:  # a summary that cannot be written is reported, never a traceback
+            self.recorder.errors.append(f"markdown summary not written: {exc}")
 
     def _junit_properties(self) -> None:
         from _pytest.junitxml import xml_key
@@ -255,6 +273,17 @@ class TollgatePlugin:
         from harness.report import write_summary
 
         write_summary(terminalreporter, self.recorder, self.options)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # pytest writes its "N passed in 1.2s" line at the end of its own pytest_sessionfinish, after the terminal
+        # summary hooks: the gate's line goes out here, after it, as the session's last line.
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if self.verdict is None or terminal is None:
+            return
+        from harness.report import write_verdict
+
+        write_verdict(terminal, self.verdict)
 
 
 def _one_line(text: str) -> str:

@@ -95,7 +95,6 @@ def test_documented_command_runs_and_writes_the_summary(pytester, fake, monkeypa
     make_project(pytester, n_cases=6)
     (pytester.path / "suites").mkdir()
     (pytester.path / "test_suite.py").rename(pytester.path / "suites" / "test_suite.py")
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     baseline = pytester.runpytest_subprocess(f"--tollgate-url={fake.url}", "suites/",
                                              "--tollgate-export=suites/baselines/main.json")
     assert baseline.ret == 0

@@ -10,12 +10,6 @@ from tests.harness.test_plugin import fake, make_project, run  # noqa: F401  # t
 pytest_plugins = ["pytester"]
 
 
-@pytest.fixture(autouse=True)
-def no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs under GitHub Actions must not append these scratch sessions to the real job summary."""
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-
-
 def last_lines(result: pytest.RunResult, n: int = 2) -> list[str]:
     return [line for line in result.outlines if line.strip()][-n:]
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from core.redaction import redact_pii
+
 if TYPE_CHECKING:
     from harness.options import Options
     from harness.recorder import Recorder
@@ -104,11 +106,15 @@ def newly_failing(recorder: Recorder, limit: int) -> tuple[list[FailedCase], int
 
 
 def snippet(value: Any, width: int = SNIPPET) -> str:
-    """A value on one line, cut to `width` characters."""
+    """A value on one line with its PII redacted, cut to `width` characters.
+
+    Redacted because these snippets leave the machine: CI logs and the markdown summary posted on a pull
+    request are read by everyone who can read the repository. Redacted before the cut, so a value the cut
+    would halve is still recognised."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-    text = " ".join(text.split())
+    text, _ = redact_pii(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -80,6 +80,7 @@ class CaseState:
                 "model": (self.request or {}).get("model"),
                 "dataset": self.dataset_path,
                 "dataset_sha256": self.dataset_sha256,
+                "expected": self.case.expected if self.case is not None else None,
             },
         }
 

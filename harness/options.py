@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,16 @@ _OPTIONS: list[tuple[str, str, str, str | None]] = [
      "let the sidecar answer from its response cache (true/false; off: every call is a fresh answer)", "false"),
     ("--tollgate-min-judge-agreement", "tollgate_min_judge_agreement",
      "fail the gate when a judge's latest calibration (Cohen's kappa) is below this or missing", None),
+    ("--tollgate-show-failures", "tollgate_show_failures",
+     "after the gate table, show up to N newly failing cases with input, expected value and answer (0: none)", "5"),
+    ("--tollgate-markdown", "tollgate_markdown",
+     "write a PR-ready markdown summary of the gate here (also appended to $GITHUB_STEP_SUMMARY when set)", None),
 ]
+
+
+def option_dests() -> list[str]:
+    """The destinations of the value options (all default to None on the command line)."""
+    return [ini for _, ini, _, _ in _OPTIONS]
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -64,6 +74,9 @@ class Options:
     gate: bool
     allow_cache: bool = False
     min_judge_agreement: float | None = None
+    show_failures: int = 5
+    markdown: str | None = None
+    step_summary: str | None = None  # $GITHUB_STEP_SUMMARY: GitHub Actions' job summary file, when running there
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -96,6 +109,9 @@ def read_options(config: pytest.Config) -> Options:
             gate=not config.getoption("tollgate_no_gate"),
             allow_cache=(value("tollgate_allow_cache") or "false").lower() in ("1", "true", "yes", "on"),
             min_judge_agreement=_optional_float(value("tollgate_min_judge_agreement")),
+            show_failures=_count("tollgate_show_failures", value("tollgate_show_failures") or "5"),
+            markdown=value("tollgate_markdown"),
+            step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
         )
     except ValueError as exc:
         raise pytest.UsageError(f"tollgate: {exc}") from exc
@@ -103,6 +119,13 @@ def read_options(config: pytest.Config) -> Options:
 
 def _optional_float(text: str | None) -> float | None:
     return None if text is None else float(text)
+
+
+def _count(name: str, text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise ValueError(f"{name} must be 0 or more, got {number}")
+    return number
 
 
 def _positive_int(name: str, text: str) -> int:

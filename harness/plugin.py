@@ -8,7 +8,10 @@ A test becomes an LLM regression case with markers:
     def test_booking(case, result, score):
         score(scorers.json_schema(SCHEMA), scorers.field_match(case.expected))
 
-The plugin is inert for tests that use none of this: it starts no sidecar and opens no database.
+The plugin is inert until used: in a run that collects no Tollgate marker, requests no Tollgate fixture and is
+given no `--tollgate-*` option, it sets no environment variable, imports nothing beyond pytest and its own small
+modules, starts no sidecar and opens no database. (An ini value alone, such as `tollgate_baseline` in a project's
+config, does not count as use: the repository configures its suites that way and its unit tests must stay inert.)
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from core.errors import TollgateError
 from core.offline import apply_offline_env
 from harness import fixtures
 from harness.keys import CASE_STATE, MARKERS, PLUGIN
-from harness.options import add_options, read_options
+from harness.options import add_options, option_dests, read_options
 
 if TYPE_CHECKING:
     from core.settings import Settings
     from harness.judges.session import SessionJudges
     from harness.recorder import Recorder
     from harness.session import TestSession
+    from harness.verdict import GateVerdict
 
 CASE_PROPERTY = "tollgate_case"
 
@@ -42,11 +46,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    apply_offline_env()
     config.pluginmanager.register(fixtures, "tollgate-fixtures")
     plugin = TollgatePlugin(config)
     config.stash[PLUGIN] = plugin
     config.pluginmanager.register(plugin, "tollgate-session")
+    if options_given(config):
+        plugin.activate()
+
+
+def options_given(config: pytest.Config) -> bool:
+    """A `--tollgate-*` option on the command line (or in addopts) says the run means to use Tollgate."""
+    return any(config.getoption(dest) is not None for dest in option_dests()) or bool(
+        config.getoption("tollgate_no_gate"))
 
 
 class TollgatePlugin:
@@ -63,9 +74,19 @@ class TollgatePlugin:
         self._recorder: Recorder | None = None
         self._tests_started = False
         self._datasets: dict[Any, tuple[str, str]] = {}
+        self.active = False
+        self.verdict: GateVerdict | None = None  # set when a recorded run finishes
+
+    def activate(self) -> None:
+        """The run uses Tollgate: apply the quiet/offline environment before any library it loads is imported.
+        Called on the first marker, fixture or option; until then the process's environment is left alone."""
+        if not self.active:
+            self.active = True
+            apply_offline_env()
 
     @cached_property
     def settings(self) -> Settings:
+        self.activate()
         from core.settings import load_settings
 
         try:
@@ -75,6 +96,7 @@ class TollgatePlugin:
 
     @cached_property
     def tests(self) -> TestSession:
+        self.activate()
         from harness.session import TestSession
 
         self._tests_started = True
@@ -110,6 +132,7 @@ class TollgatePlugin:
         definition = metafunc.definition
         if not any(definition.get_closest_marker(name) for name in ("dataset", "prompt", "tollgate_suite")):
             return
+        self.activate()
         from harness.suite import dataset_cases, suite_spec
 
         marker = definition.get_closest_marker("dataset")
@@ -128,6 +151,7 @@ class TollgatePlugin:
         candidates = [item for item in items if item.get_closest_marker("dataset") or item.get_closest_marker("prompt")]
         if not candidates:
             return
+        self.activate()
         from harness.cases import CaseState
         from harness.suite import prompt_spec, suite_spec
 
@@ -209,6 +233,22 @@ class TollgatePlugin:
         path = self.config.rootpath / report_path
         self.recorder.write_report(path)
         self._junit_properties()
+        from harness.verdict import gate_verdict
+
+        self.verdict = gate_verdict(self.recorder, self.options)
+        self._write_markdown()
+
+    def _write_markdown(self) -> None:
+        if self.recorder is None or self.verdict is None or not (self.options.markdown or self.options.step_summary):
+            return
+        from harness.markdown import render_markdown, write_markdown
+
+        judges = self.judges.counts if "judges" in self.__dict__ else None
+        text = render_markdown(self.recorder, self.options, self.verdict, judges)
+        try:
+            write_markdown(text, self.options, self.config.rootpath)
+        except OSError as exc:  # a summary that cannot be written is reported, never a traceback
+            self.recorder.errors.append(f"markdown summary not written: {exc}")
 
     def _junit_properties(self) -> None:
         from _pytest.junitxml import xml_key
@@ -233,6 +273,17 @@ class TollgatePlugin:
         from harness.report import write_summary
 
         write_summary(terminalreporter, self.recorder, self.options)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # pytest writes its "N passed in 1.2s" line at the end of its own pytest_sessionfinish, after the terminal
+        # summary hooks: the gate's line goes out here, after it, as the session's last line.
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if self.verdict is None or terminal is None:
+            return
+        from harness.report import write_verdict
+
+        write_verdict(terminal, self.verdict)
 
 
 def _one_line(text: str) -> str:

@@ -21,9 +21,11 @@ from harness.options import Options
 from harness.provenance import collect_provenance
 from harness.stats import suite_stats
 from harness.store import CaseRecord, RunData, RunStore, is_file_ref, load_run_file
+from harness.verdict import FailedCase
 
 log = logging.getLogger("tollgate.harness")
 BATCH = 500
+FAILURES_KEPT = 100  # failing cases per suite kept with their input and answer for the summaries
 
 
 class Recorder:
@@ -47,6 +49,9 @@ class Recorder:
         self.current: RunData | None = None
         self.baseline_error: str | None = None
         self.gate_failures: list[str] = []  # failed checks beyond the comparison (e.g. judge agreement)
+        # The first failing result of each case (bounded per suite): the summaries show what the model said.
+        self.failures: dict[tuple[str, str], FailedCase] = {}
+        self._failures_per_suite: dict[str, int] = defaultdict(int)
 
     @property
     def store(self) -> RunStore:
@@ -70,11 +75,19 @@ class Recorder:
             self.run_id = self.store.start_run(
                 collect_provenance(), label=self.options.label, repeat=self.options.repeat
             )
+        self._keep_failure(row, meta.get("expected"))
         self._pending.append(row)
         self._summaries.append(summary_record(row))
         self.rows_seen += 1
         if len(self._pending) >= BATCH:
             self.flush()
+
+    def _keep_failure(self, row: dict[str, Any], expected: Any) -> None:
+        key = (str(row["suite"]), str(row["case_id"]))
+        if row.get("passed") is not False or key in self.failures or self._failures_per_suite[key[0]] >= FAILURES_KEPT:
+            return
+        self._failures_per_suite[key[0]] += 1
+        self.failures[key] = FailedCase.from_row(row, expected)
 
     def flush(self) -> None:
         if self._pending and self.run_id is not None:

@@ -1,4 +1,4 @@
-"""The terminal summary of a session: suites, scores, baseline comparison and verdicts."""
+"""The terminal summary of a session: suites, scores, baseline comparison, failing cases and the gate's line."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any
 from harness.gate import format_table
 from harness.options import Options
 from harness.recorder import Recorder
+from harness.verdict import GateVerdict, newly_failing
 
 
 def write_summary(terminal: Any, recorder: Recorder, options: Options) -> None:
     terminal.write_sep("=", "tollgate")
+    terminal.write_line("cases are data: pytest's 'passed' means a case ran; the gate below decides (last line)")
     report = recorder.report()
     if recorder.comparison is not None:
         for line in format_table(recorder.comparison).splitlines():
@@ -36,28 +38,36 @@ def write_summary(terminal: Any, recorder: Recorder, options: Options) -> None:
         terminal.write_line(f"tollgate: {error}", red=True)
     for failure in recorder.gate_failures:
         terminal.write_line(f"FAIL {failure}", red=True)
+    _failing_cases(terminal, recorder, options)
     terminal.write_line(f"run {recorder.run_id} recorded ({recorder.rows_seen} case results)")
-    _verdict_line(terminal, recorder, options)
 
 
-def _verdict_line(terminal: Any, recorder: Recorder, options: Options) -> None:
-    """One line that says whether the gate passed, so a green test count never hides a red gate."""
-    failed = []
-    if recorder.comparison is not None:
-        failed += [f"regression in {row.suite}" for row in recorder.comparison.regressions]
-    failed += [f"{name} below min_score" for name, summary in sorted(recorder.report()["suites"].items())
-               if summary.get("below_min_score")]
-    if recorder.baseline_error:
-        failed.append("baseline not usable")
-    if recorder.gate_failures:
-        failed.append("judge agreement")
-    if not failed:
-        terminal.write_line("tollgate gate: PASSED", green=True)
-    elif options.gate:
-        terminal.write_line("tollgate gate: FAILED (" + "; ".join(failed) + ")", red=True, bold=True)
+def write_verdict(terminal: Any, verdict: GateVerdict) -> None:
+    """The session's last line: after pytest's own "N passed", so a green count never hides a red gate."""
+    if verdict.passed:
+        terminal.write_line(verdict.line(), green=True, bold=True)
     else:
-        terminal.write_line("tollgate gate: would fail (" + "; ".join(failed) + "), --tollgate-no-gate given",
-                            yellow=True)
+        terminal.write_line(verdict.line(), red=verdict.enforced, yellow=not verdict.enforced, bold=True)
+
+
+def _failing_cases(terminal: Any, recorder: Recorder, options: Options) -> None:
+    """What the model said on the cases that fail now (with a baseline: that passed there), so nobody has to
+    open the dashboard to see it."""
+    if options.show_failures == 0:
+        return
+    shown, total = newly_failing(recorder, options.show_failures)
+    if not shown:
+        return
+    kind = "newly failing" if recorder.comparison is not None else "failing"
+    more = f" (first {len(shown)} of {total}; --tollgate-show-failures N shows more)" if total > len(shown) else ""
+    terminal.write_line(f"{kind} cases{more}:")
+    for case in shown:
+        terminal.write_line(f"  {case.suite}/{case.case_id}", bold=True)
+        terminal.write_line(f"    input:    {case.input}")
+        terminal.write_line(f"    expected: {case.expected}")
+        terminal.write_line(f"    answer:   {case.answer}")
+        if case.error:
+            terminal.write_line(f"    error:    {case.error}")
 
 
 def _suite_table(terminal: Any, suites: dict[str, dict[str, Any]]) -> None:

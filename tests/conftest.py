@@ -65,3 +65,10 @@ def db_url(request) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(autouse=True)
+def _no_github_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under GitHub Actions the plugin appends its gate summary to $GITHUB_STEP_SUMMARY: the scratch sessions
+    these tests run (pytester) must not write into the real job's summary. Tests that check it set their own."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

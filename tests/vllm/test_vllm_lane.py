@@ -8,8 +8,8 @@ import pytest
 
 from sidecar.upstreams.deployments import server_root
 from sidecar.upstreams.vllm_metrics import parse_vllm_metrics
-from tests.waiting import wait_until
 from tests.sidecar.test_proxy import wait_record
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.vllm
 SYSTEM = "You are a concise assistant for a hotel. Answer in one short sentence. " * 40  # ~600 tokens

@@ -203,7 +203,7 @@ class GuardPolicy(Section):
 
 DEFAULT_GUARDS: tuple[dict[str, Any], ...] = (
     {"type": "max_size", "max_chars": 100_000},
-    {"type": "injection", "threshold": 0.55},
+    {"type": "injection"},
     {"type": "pii", "where": "input", "action": "log"},
     {"type": "pii", "where": "output", "action": "redact"},
 )

@@ -148,3 +148,11 @@ def test_the_train_command_writes_a_model_the_guard_can_load(tmp_path):
     assert "trained on 23 texts (13 attacks)" in done.stdout
     model = load_model(out)
     assert 0.0 < model.threshold <= 1.0 and model.weights.shape == load_model().weights.shape
+
+
+def test_the_default_guards_use_the_trained_detector_at_the_models_threshold():
+    from core.config.guards import DEFAULT_GUARDS, GuardPolicy
+    from sidecar.guards.evaluation import text_detectors
+
+    detector = text_detectors([GuardPolicy.model_validate({"guards": list(DEFAULT_GUARDS)})])["injection"]
+    assert isinstance(detector, TrainedInjectionDetector) and detector.threshold == load_model().threshold

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.errors import ConfigError
 from core.redaction import find_pii
 from sidecar.guards.events import Finding
-from sidecar.guards.injection_features import normalise
+from sidecar.guards.injection_features import normalise, read
 from sidecar.guards.injection_model import Embed, InjectionModel, load_model, score_texts
 from sidecar.guards.semantic import Classifier, Embedder, ExemplarClassifier, exemplars_for
 
@@ -111,6 +111,10 @@ class TrainedInjectionDetector:
 
     def needs_embedding(self, text: str) -> bool:
         return bool(text.strip()) and not (self.patterns and _INJECTION_PATTERNS.search(normalise(text)))
+
+    def embedding_texts(self, text: str) -> tuple[str, ...]:
+        """What `score` embeds: the normalised text and its decoded readings."""
+        return read(text).all
 
     def score(self, text: str) -> float:
         if not text.strip():

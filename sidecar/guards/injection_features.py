@@ -35,6 +35,7 @@ _LATIN = re.compile(r"[A-Za-z]")
 _LOOKALIKE = re.compile("[\u0400-\u04ff\u0370-\u03ff]")
 _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
 _LEET_WORD = re.compile(r"\b(?=[a-z0-9@$!]*[a-z])(?=[a-z0-9@$!]*[0-9@$!])[a-z0-9@$!]{3,}\b", re.IGNORECASE)
+_MAX_DECODED = 3
 _SPELLED = re.compile(r"\b(?:[a-z][-_.* ]){3,}[a-z]\b", re.IGNORECASE)
 
 _OVERRIDE = (r"ignor\w*|disregard\w*|forget\w*|overrid\w*|bypass\w*|cancel\w*|revok\w*|discard\w*|set aside|skip"
@@ -130,7 +131,7 @@ def _despell(text: str) -> str:
 def read(text: str) -> Readings:
     """The normalised text, its extra readings and its lexical features."""
     clean = normalise(text)
-    extra: list[str] = [*decoded_runs(clean)]
+    extra: list[str] = [*decoded_runs(clean)[:_MAX_DECODED]]  # bounded: each reading costs an embedding
     if _LEET_WORD.search(clean):
         extra.append(_deleet(clean))
     if _SPELLED.search(clean):

@@ -100,8 +100,9 @@ class GuardStage(BaseStage):
         exchange.state[_STATE] = (compiled, run)
         if compiled.embeds and self.embedder is not None:
             text = user_text(exchange.payload)
-            if any(check.needs_embedding(text) for check in compiled.checks if isinstance(check, TextCheck)):
-                await self.embedder.aprepare([text])
+            texts = [t for check in compiled.checks if isinstance(check, TextCheck) for t in check.embedding_texts(text)]
+            if texts:
+                await self.embedder.aprepare(texts)
         for check in compiled.checks:
             await check.on_request(exchange, run)
         if exchange.stream and compiled.schema is not None and compiled.schema.replays(exchange):

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "train":
         return _train(args)
+    if args.loco is not None and args.json:
+        raise TollgateError("--loco prints a table: use it without --json")
     status = _evaluate(args)
     if args.loco is not None:
         _print_loco(args.loco)

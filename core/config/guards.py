@@ -82,13 +82,17 @@ class AllowedParamsGuard(_Guard):
 
 
 class InjectionGuard(_Guard):
-    """Prompt-injection detection: known patterns, plus similarity to attack exemplars above a threshold."""
+    """Prompt-injection detection: known patterns, plus a trained classifier (default) or exemplar similarity."""
 
     type: Literal["injection"]
-    threshold: float = Field(default=0.55, ge=0, le=1)
-    exemplars: list[str] = Field(default_factory=list, description="Added to the bundled attack exemplars")
+    method: Literal["trained", "exemplars"] = "trained"
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Default: the trained model's own; 0.55 for exemplars"
+    )
+    model: str | None = Field(default=None, description="Weights from `tollgate guard train` (default: shipped)")
+    exemplars: list[str] = Field(default_factory=list, description="method exemplars: added to the bundled ones")
     patterns: bool = True
-    prefilter: bool = Field(default=True, description="Embed only texts using words attacks use (cheaper)")
+    prefilter: bool = Field(default=True, description="method exemplars: embed only texts using attack words")
 
 
 class ScopeGuard(_Guard):
@@ -199,7 +203,7 @@ class GuardPolicy(Section):
 
 DEFAULT_GUARDS: tuple[dict[str, Any], ...] = (
     {"type": "max_size", "max_chars": 100_000},
-    {"type": "injection", "threshold": 0.55},
+    {"type": "injection"},
     {"type": "pii", "where": "input", "action": "log"},
     {"type": "pii", "where": "output", "action": "redact"},
 )

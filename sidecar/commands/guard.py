@@ -23,9 +23,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="measure the default guards, whatever the configuration says")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--show-errors", action="store_true", help="list examples of misses and false alarms")
+    evaluate.add_argument("--loco", type=Path, metavar="TRAINING_SET",
+                          help="also print leave-one-category-out figures of the trained injection detector on "
+                               "this training set, and its in-sample figures")
+    train = actions.add_parser("train", help="train the injection detector on labelled texts")
+    train.add_argument("--dataset", required=True, type=Path,
+                       help='JSON lines {"text": "...", "label": "attack"|"benign", "category": "..."}')
+    train.add_argument("--out", required=True, type=Path, help="where to write the weights (.npz)")
+    train.add_argument("--max-fpr", type=float, default=None,
+                       help="false-positive rate the cross-validated threshold keeps to (default 0.02)")
+    train.add_argument("--seed", type=int, default=None, help="seed of the cross-validation folds (default 17)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "train":
+        return _train(args)
+    if args.loco is not None and args.json:
+        raise TollgateError("--loco prints a table: use it without --json")
+    status = _evaluate(args)
+    if args.loco is not None:
+        _print_loco(args.loco)
+    return status
+
+
+def _train(args: argparse.Namespace) -> int:
+    from core.embeddings import encode
+    from sidecar.guards import injection_training as training
+
+    examples = training.read_examples(args.dataset)
+    features = training.featurise(examples, encode)
+    max_fpr = training.MAX_FPR if args.max_fpr is None else args.max_fpr
+    seed = training.SEED if args.seed is None else args.seed
+    model = training.train(features, max_fpr=max_fpr, seed=seed)
+    model.save(args.out)
+    recall, fpr = training.in_sample(model, features)
+    attacks = int(features.labels.sum())
+    print(f"{args.out}: trained on {len(examples)} texts ({attacks} attacks), threshold {model.threshold:.3f} "
+          f"(out-of-fold FP rate <= {max_fpr:.3f}); in-sample recall {recall:.3f}, FP rate {fpr:.3f}")
+    return 0
+
+
+def _print_loco(path: Path) -> None:
+    from core.embeddings import encode
+    from sidecar.guards import injection_training as training
+    from sidecar.guards.injection_model import load_model
+
+    features = training.featurise(training.read_examples(path), encode)
+    results = training.leave_one_category_out(features)
+    print(f"\nleave-one-category-out on {path} (train without the category and a benign fold, test on both):")
+    print(f"{'held-out category':<20} {'attacks':>7} {'recall':>7} {'benign':>6} {'FPR':>6} {'threshold':>9}")
+    for r in results:
+        print(f"{r.category:<20} {r.attacks:>7} {r.recall:>7.3f} {r.benign:>6} {r.false_positive_rate:>6.3f} "
+              f"{r.threshold:>9.3f}")
+    attacks = sum(r.attacks for r in results)
+    benign = sum(r.benign for r in results)
+    recall = sum(r.recall * r.attacks for r in results) / attacks
+    fpr = sum(r.false_positive_rate * r.benign for r in results) / benign
+    print(f"{'all (pooled)':<20} {attacks:>7} {recall:>7.3f} {benign:>6} {fpr:>6.3f}")
+    model = load_model()
+    in_recall, in_fpr = training.in_sample(model, features)
+    print(f"in-sample, shipped model (threshold {model.threshold:.3f}): recall {in_recall:.3f}, FP rate {in_fpr:.3f}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from core.config.guards import DEFAULT_GUARDS, GuardPolicy
     from core.settings import load_settings
     from sidecar.guards.evaluation import evaluate, read_dataset, text_detectors

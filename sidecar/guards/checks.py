@@ -100,6 +100,13 @@ class TextCheck(Check):
         decide = getattr(self.detector, "needs_embedding", None)
         return True if decide is None else bool(decide(text))
 
+    def embedding_texts(self, text: str) -> list[str]:
+        """The texts inspecting the user's `text` will embed (the text itself, or its readings)."""
+        if not self.needs_embedding(text):
+            return []
+        readings = getattr(self.detector, "embedding_texts", None)
+        return [text] if readings is None else list(readings(text))
+
     async def on_request(self, exchange: Exchange, run: Run) -> None:
         if not self.input:
             return

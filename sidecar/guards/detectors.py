@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
+from core.errors import ConfigError
 from core.redaction import find_pii
 from sidecar.guards.events import Finding
-from sidecar.guards.semantic import Classifier, Embedder, ExemplarClassifier
+from sidecar.guards.injection_features import normalise, read
+from sidecar.guards.injection_model import Embed, InjectionModel, load_model, score_texts
+from sidecar.guards.semantic import Classifier, Embedder, ExemplarClassifier, exemplars_for
+
+if TYPE_CHECKING:
+    from core.config.guards import InjectionGuard
+
+EXEMPLAR_THRESHOLD = 0.55
 
 # Phrasings that are injections whatever the embedding says: overriding instructions, extracting the system
 # prompt, persona jailbreaks, and chat-template control tokens smuggled into user text.
@@ -84,6 +93,53 @@ class InjectionDetector:
         if score >= self.threshold:
             return Finding("prompt_injection", "the message looks like a prompt injection", score, self.threshold)
         return None
+
+
+class TrainedInjectionDetector:
+    """Known injection phrasings (score 1), else the trained model's probability that the text is an injection.
+
+    Every non-empty text is embedded (with its decoded readings): attacks in other languages or encodings use
+    none of the English words the exemplar method's prefilter looks for.
+    """
+
+    def __init__(self, embed: Embed, model: InjectionModel, threshold: float | None = None,
+                 patterns: bool = True) -> None:
+        self.embed = embed
+        self.model = model
+        self.threshold = model.threshold if threshold is None else threshold
+        self.patterns = patterns
+
+    def needs_embedding(self, text: str) -> bool:
+        return bool(text.strip()) and not (self.patterns and _INJECTION_PATTERNS.search(normalise(text)))
+
+    def embedding_texts(self, text: str) -> tuple[str, ...]:
+        """What `score` embeds: the normalised text and its decoded readings."""
+        return read(text).all
+
+    def score(self, text: str) -> float:
+        if not text.strip():
+            return 0.0
+        if self.patterns and _INJECTION_PATTERNS.search(normalise(text)):
+            return 1.0
+        return float(score_texts(self.model, [text], self.embed)[0])
+
+    def inspect(self, text: str) -> Finding | None:
+        score = self.score(text)
+        if score >= self.threshold:
+            return Finding("prompt_injection", "the message looks like a prompt injection", score, self.threshold)
+        return None
+
+
+def injection_detector(spec: InjectionGuard, embedder: Embedder | None) -> TextDetector:
+    """The detector an injection guard's settings ask for (`method: trained` by default)."""
+    if spec.method == "exemplars":
+        attacks = ExemplarClassifier(embedder, exemplars_for("injection", spec.exemplars)) if embedder else None
+        threshold = EXEMPLAR_THRESHOLD if spec.threshold is None else spec.threshold
+        return InjectionDetector(attacks, threshold, spec.patterns, spec.prefilter)
+    if embedder is None:
+        raise ConfigError("the trained injection detector needs the embedding model")
+    model = load_model(Path(spec.model) if spec.model else None)
+    return TrainedInjectionDetector(embedder.embed, model, spec.threshold, spec.patterns)
 
 
 class ScopeDetector:

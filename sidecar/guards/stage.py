@@ -38,9 +38,9 @@ from sidecar.guards.checks import (
     StreamParts,
     TextCheck,
 )
-from sidecar.guards.detectors import InjectionDetector, ScopeDetector, SemanticDetector
+from sidecar.guards.detectors import ScopeDetector, SemanticDetector, injection_detector
 from sidecar.guards.events import Counter, Finding
-from sidecar.guards.semantic import Embedder, ExemplarClassifier, build_classifier, exemplars_for
+from sidecar.guards.semantic import Embedder, build_classifier, exemplars_for
 from sidecar.guards.streams import GuardStreamFilter, LookBack
 from sidecar.guards.text import reply_text, rewrite_reply, user_text
 from sidecar.guards.tokens import TokenCounter, choose_counter
@@ -100,8 +100,9 @@ class GuardStage(BaseStage):
         exchange.state[_STATE] = (compiled, run)
         if compiled.embeds and self.embedder is not None:
             text = user_text(exchange.payload)
-            if any(check.needs_embedding(text) for check in compiled.checks if isinstance(check, TextCheck)):
-                await self.embedder.aprepare([text])
+            texts = [t for check in compiled.checks if isinstance(check, TextCheck) for t in check.embedding_texts(text)]
+            if texts:
+                await self.embedder.aprepare(texts)
         for check in compiled.checks:
             await check.on_request(exchange, run)
         if exchange.stream and compiled.schema is not None and compiled.schema.replays(exchange):
@@ -225,9 +226,7 @@ def compile_check(spec: Any, embedder: Embedder | None, counters: _Counters | No
     if isinstance(spec, ContextLengthGuard):
         return ContextCheck(spec, counters.for_setting(spec.tokenizer) if counters is not None else {})
     if isinstance(spec, InjectionGuard):
-        attacks = ExemplarClassifier(embedder, exemplars_for("injection", spec.exemplars)) if embedder else None
-        return TextCheck(spec.label, spec.action, InjectionDetector(attacks, spec.threshold, spec.patterns,
-                                                                        spec.prefilter), "input")
+        return TextCheck(spec.label, spec.action, injection_detector(spec, embedder), "input")
     if isinstance(spec, ScopeGuard):
         assert embedder is not None
         return TextCheck(spec.label, spec.action, ScopeDetector(embedder, spec.intents, spec.threshold), "input")
